@@ -1,0 +1,39 @@
+# st-prod: `make demo` to see the generated app, `make test` to prove the template.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= build/demo
+PORT ?= 8501
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint system-deps clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: tests/requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r tests/requirements.txt
+	touch $@
+
+demo: $(VENV)/.installed ## Render the defaults into build/demo, install and serve them on http://localhost:$(PORT)
+	rm -rf $(DEMO_DIR)
+	$(BIN)/cookiecutter . --no-input --output-dir $(DEMO_DIR)
+	$(MAKE) -C $(DEMO_DIR)/streamlit-dashboard install run PORT=$(PORT)
+
+system-deps: ## Install the system packages the tests use (Debian/Ubuntu)
+	scripts/install-system-deps.sh
+
+test: system-deps $(VENV)/.installed ## Run the whole template test suite
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## Lint the template's own Python (hooks and tests)
+	$(BIN)/ruff check tests
+	$(BIN)/ruff format --check tests
+
+clean: ## Remove the virtualenv and rendered demo
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,71 @@
+"""Prune what the answers turned off, create local secrets, print next steps."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+PROJECT = Path.cwd()
+INCLUDE_KUBERNETES = "{{ cookiecutter.include_kubernetes }}" == "yes"
+INCLUDE_GITHUB_ACTIONS = "{{ cookiecutter.include_github_actions }}" == "yes"
+OPEN_SOURCE = "{{ cookiecutter.open_source_license }}" != "Proprietary"
+
+# A committed `*.example` file holds placeholders such as `change-me-postgres-password`;
+# the same placeholder gets the same generated value in every file that uses it.
+PLACEHOLDER_RE = re.compile(r"change-me-[a-z0-9-]+")
+
+
+def prune() -> None:
+    unwanted = {
+        "deploy": not INCLUDE_KUBERNETES,
+        ".github": not INCLUDE_GITHUB_ACTIONS,
+        "LICENSE": not OPEN_SOURCE,
+    }
+    for name, remove in unwanted.items():
+        path = PROJECT / name
+        if remove and path.is_dir():
+            shutil.rmtree(path)
+        elif remove and path.exists():
+            path.unlink()
+    # Deepest folders first, so a folder emptied by pruning its children goes too.
+    for folder in sorted(PROJECT.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def write_local_secrets() -> list[Path]:
+    generated: dict[str, str] = {}
+
+    def fill(match: re.Match[str]) -> str:
+        return generated.setdefault(match.group(0), secrets.token_urlsafe(24))
+
+    written = []
+    for example in sorted(PROJECT.rglob("*.example")):
+        target = example.with_suffix("")
+        if target.exists():
+            continue
+        target.write_text(PLACEHOLDER_RE.sub(fill, example.read_text()))
+        target.chmod(0o600)
+        written.append(target.relative_to(PROJECT))
+    return written
+
+
+def main() -> None:
+    prune()
+    written = write_local_secrets()
+    print()
+    print("Created {{ cookiecutter.project_slug }}/ with fresh local secrets in:")
+    for path in written:
+        print(f"  {path}  (gitignored)")
+    print()
+    print("Next steps:")
+    print("  cd {{ cookiecutter.project_slug }}")
+    print("  make install      # virtualenv in .venv with the app and dev tools")
+    print("  make run          # http://localhost:8501 on the embedded SQLite database")
+    print("  make test         # the project's own test suite")
+
+
+if __name__ == "__main__":
+    main()

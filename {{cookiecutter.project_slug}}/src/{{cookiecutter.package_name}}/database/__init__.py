@@ -1,0 +1,1 @@
+"""Database access: engines created once per process, schema, migrations, demo data."""

@@ -1,0 +1,122 @@
+"""SQLAlchemy engines: created once per process, writes to the primary, reads to the replica.
+
+Streamlit reruns the page script on every interaction; an engine built inside the
+script would open a new pool each time. `get_database()` is an `st.cache_resource`,
+so every session of the process shares one bounded pool per database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from ..settings import Settings, get_settings
+
+APPLICATION_NAME = "{{ cookiecutter.project_slug }}"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engines of one process. Pages use the helpers in `queries`, not this."""
+
+    primary: Engine
+    replica: Engine | None = None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for queries: the replica when there is one."""
+        with (self.replica or self.primary).connect() as connection:
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction on the primary, committed on success, rolled back on error."""
+        with self.primary.begin() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        for engine in (self.primary, self.replica):
+            if engine is not None:
+                engine.dispose()
+
+
+def _postgres_engine(url: str, settings: Settings, role: str) -> Engine:
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_recycle=settings.db_pool_recycle_s,
+        pool_pre_ping=True,  # a restarted server costs one reconnect, not a user-facing error
+        connect_args={
+            "application_name": f"{APPLICATION_NAME}-{role}",
+            "connect_timeout": 5,
+            # Bounds what one slow query can hold, server side.
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        },
+    )
+
+
+def _sqlite_engine(settings: Settings) -> Engine:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{settings.sqlite_path}",
+        connect_args={"check_same_thread": False, "timeout": settings.db_pool_timeout_s},
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def create_primary_engine(settings: Settings) -> Engine:
+    if settings.database_url is None:
+        return _sqlite_engine(settings)
+    return _postgres_engine(settings.database_url, settings, "primary")
+
+
+def open_database(settings: Settings) -> Database:
+    primary = create_primary_engine(settings)
+    if settings.database_url is None:
+        from .migrate import upgrade
+
+        # The embedded file is the zero-setup demo: bring it up to date on first use.
+        upgrade(primary, with_demo_data=True)
+        log.info("database ready primary=sqlite path=%s", settings.sqlite_path)
+        return Database(primary=primary)
+    replica = None
+    if settings.database_replica_url:
+        replica = _postgres_engine(settings.database_replica_url, settings, "replica")
+    log.info(
+        "database ready primary=%s replica=%s",
+        masked(settings.database_url),
+        masked(settings.database_replica_url) if settings.database_replica_url else "none",
+    )
+    return Database(primary=primary, replica=replica)
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced by ***, safe for logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@st.cache_resource(show_spinner=False)
+def get_database() -> Database:
+    """The process-wide engines, created on first use and shared by every session."""
+    return open_database(get_settings())

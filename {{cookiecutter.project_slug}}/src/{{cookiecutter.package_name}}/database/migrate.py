@@ -1,0 +1,54 @@
+"""Apply Alembic migrations (and optionally the demo data).
+
+Run before the app starts: `make migrate` locally, the container entrypoint in
+Docker and Kubernetes. The app itself only migrates the embedded SQLite file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+from .seed import seed_demo_data
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def upgrade(engine: Engine, *, with_demo_data: bool) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        if with_demo_data:
+            inserted = seed_demo_data(connection)
+            if inserted:
+                log.info("seeded demo data rows=%d", inserted)
+
+
+def main() -> None:
+    from ..logs import configure_logging
+    from ..settings import get_settings
+    from .engines import create_primary_engine
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--demo-data", action="store_true", help="insert demo rows if empty")
+    args = parser.parse_args()
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    engine = create_primary_engine(settings)
+    try:
+        upgrade(engine, with_demo_data=args.demo_data)
+    finally:
+        engine.dispose()
+    log.info("migrations applied database=%s", engine.url.render_as_string(hide_password=True))
+
+
+if __name__ == "__main__":
+    main()

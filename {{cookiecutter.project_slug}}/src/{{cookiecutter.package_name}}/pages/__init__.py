@@ -1,0 +1,1 @@
+"""Pages of the app; each module exposes `render()`, registered in `main.py`."""

@@ -1,0 +1,96 @@
+"""Sales dashboard: filters in a form, data from cached loaders, an explicit refresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ..queries import daily_sales, record_activity, region_names, sales_date_bounds
+from ..state import init_state, session_id
+
+DEFAULT_PERIOD_DAYS = 90
+
+
+@dataclass(frozen=True)
+class SalesFilters:
+    """What the user asked to see. Frozen and built of hashable parts: a cache key."""
+
+    start: date
+    end: date
+    regions: tuple[str, ...]
+
+    @classmethod
+    def default(cls, bounds: tuple[date, date], regions: tuple[str, ...]) -> SalesFilters:
+        first, last = bounds
+        return cls(max(first, last - timedelta(days=DEFAULT_PERIOD_DAYS - 1)), last, regions)
+
+    def as_context(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "regions": list(self.regions),
+        }
+
+
+def _filter_form(
+    current: SalesFilters, bounds: tuple[date, date], all_regions: tuple[str, ...]
+) -> SalesFilters | None:
+    """Widgets inside a form do not rerun the script until the user submits."""
+    with st.form("sales_filter_form"):
+        period = st.date_input(
+            "Period",
+            value=(current.start, current.end),
+            min_value=bounds[0],
+            max_value=bounds[1],
+        )
+        regions = st.multiselect("Regions", all_regions, default=list(current.regions))
+        if not st.form_submit_button("Apply filters", type="primary"):
+            return None
+    if not isinstance(period, tuple) or len(period) != 2:
+        st.warning("Pick both a start and an end date.")
+        return None
+    if not regions:
+        st.warning("Pick at least one region.")
+        return None
+    return SalesFilters(period[0], period[1], tuple(sorted(regions)))
+
+
+def _charts(frame: pd.DataFrame) -> None:
+    total_revenue = frame["revenue"].sum()
+    total_units = int(frame["units"].sum())
+    days = frame["day"].nunique()
+    kpis = st.columns(3)
+    kpis[0].metric("Revenue", f"{total_revenue:,.0f}")
+    kpis[1].metric("Units sold", f"{total_units:,}")
+    kpis[2].metric("Revenue per day", f"{total_revenue / max(days, 1):,.0f}")
+    by_day = frame.pivot_table(index="day", columns="region", values="revenue", aggfunc="sum")
+    st.subheader("Revenue per day")
+    st.line_chart(by_day)
+    st.subheader("Revenue per region")
+    st.bar_chart(frame.groupby("region")["revenue"].sum())
+
+
+def render() -> None:
+    st.title("Sales")
+    bounds = sales_date_bounds()
+    all_regions = region_names()
+    filters: SalesFilters = init_state("dashboard_filters", lambda: SalesFilters.default(bounds, all_regions))
+
+    submitted = _filter_form(filters, bounds, all_regions)
+    if submitted is not None:
+        st.session_state["dashboard_filters"] = filters = submitted
+        record_activity(session_id(), "apply_filters", filters.as_context())
+
+    if st.button("Refresh data", help="Reload from the database instead of the cache"):
+        daily_sales.clear()  # only this loader: other pages keep their cache
+        record_activity(session_id(), "refresh_data", filters.as_context())
+
+    frame = daily_sales(filters.start, filters.end, filters.regions)
+    if frame.empty:
+        st.info("No sales match these filters.")
+        return
+    _charts(frame)

@@ -1,0 +1,102 @@
+"""The data API for pages: cached reads from the replica, transactional writes to the primary.
+
+Read helpers are `st.cache_data` functions keyed only by hashable arguments
+(dates, strings, tuples), bounded by a TTL and a maximum number of entries, so a
+rerun storm costs one query per distinct filter per TTL window, for all sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, insert, select
+
+from .database.engines import get_database
+from .database.schema import activity_log, sales
+from .settings import get_settings
+
+_settings = get_settings()
+CACHE = {"ttl": _settings.cache_ttl_s, "max_entries": _settings.cache_max_entries}
+# The activity log changes with every write; keep its window short.
+ACTIVITY_CACHE = {"ttl": min(30, _settings.cache_ttl_s), "max_entries": _settings.cache_max_entries}
+
+
+@st.cache_data(show_spinner=False, **CACHE)
+def sales_date_bounds() -> tuple[date, date]:
+    with get_database().read() as connection:
+        first, last = connection.execute(select(func.min(sales.c.day), func.max(sales.c.day))).one()
+    today = date.today()
+    return (first or today, last or today)
+
+
+@st.cache_data(show_spinner=False, **CACHE)
+def region_names() -> tuple[str, ...]:
+    with get_database().read() as connection:
+        rows = connection.execute(select(sales.c.region).distinct().order_by(sales.c.region))
+        return tuple(rows.scalars())
+
+
+@st.cache_data(show_spinner=False, **CACHE)
+def daily_sales(start: date, end: date, regions: tuple[str, ...]) -> pd.DataFrame:
+    """Units and revenue per day and region, for the dashboard's filters."""
+    query = (
+        select(
+            sales.c.day,
+            sales.c.region,
+            func.sum(sales.c.units).label("units"),
+            func.sum(sales.c.revenue).label("revenue"),
+        )
+        .where(sales.c.day.between(start, end), sales.c.region.in_(regions))
+        .group_by(sales.c.day, sales.c.region)
+        .order_by(sales.c.day, sales.c.region)
+    )
+    with get_database().read() as connection:
+        rows = connection.execute(query).mappings().all()
+    frame = pd.DataFrame(rows, columns=["day", "region", "units", "revenue"])
+    return frame.astype({"units": "int64", "revenue": "float64"})
+
+
+@st.cache_data(show_spinner=False, **ACTIVITY_CACHE)
+def recent_activity(limit: int, session_id: str | None = None) -> pd.DataFrame:
+    query = (
+        select(
+            activity_log.c.created_at,
+            activity_log.c.action,
+            activity_log.c.widget_context,
+            activity_log.c.note,
+            activity_log.c.session_id,
+        )
+        .order_by(activity_log.c.id.desc())
+        .limit(limit)
+    )
+    if session_id is not None:
+        query = query.where(activity_log.c.session_id == session_id)
+    with get_database().read() as connection:
+        rows = connection.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=["created_at", "action", "widget_context", "note", "session_id"])
+
+
+def record_activity(
+    session_id: str,
+    action: str,
+    widget_context: Mapping[str, Any],
+    *,
+    note: str | None = None,
+    user_email: str | None = None,
+) -> None:
+    """Append one user action to the audit log, on the primary, in its own transaction."""
+    with get_database().write() as connection:
+        connection.execute(
+            insert(activity_log).values(
+                session_id=session_id,
+                user_email=user_email,
+                action=action,
+                widget_context=dict(widget_context),
+                note=note,
+            )
+        )
+    recent_activity.clear()  # readers should see their own write straight away

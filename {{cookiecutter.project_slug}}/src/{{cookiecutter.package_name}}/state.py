@@ -1,0 +1,24 @@
+"""Guarded `st.session_state` access: initialise once per session, never on every rerun."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+T = TypeVar("T")
+
+
+def init_state(key: str, factory: Callable[[], T]) -> T:
+    """The session's value for `key`, created by `factory` only the first time."""
+    if key not in st.session_state:
+        st.session_state[key] = factory()
+    value: T = st.session_state[key]
+    return value
+
+
+def session_id() -> str:
+    """A random id for this browser session, used to group its audit-log entries."""
+    return init_state("session_id", lambda: uuid.uuid4().hex)

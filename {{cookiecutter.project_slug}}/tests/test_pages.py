@@ -1,0 +1,96 @@
+"""Pages through Streamlit's AppTest: real reruns, real caches, real database."""
+
+from datetime import date
+
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from {{ cookiecutter.package_name }}.database.engines import get_database
+from {{ cookiecutter.package_name }}.database.schema import activity_log
+
+from .conftest import MAIN_SCRIPT, QueryLog
+
+SALES_QUERY = "sum(sales.units)"  # only daily_sales() aggregates units
+REGIONS_QUERY = "SELECT DISTINCT sales.region"
+
+
+def run_app() -> AppTest:
+    app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=30)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def activity_rows() -> list[tuple[str, dict]]:
+    with get_database().read() as connection:
+        query = select(activity_log.c.action, activity_log.c.widget_context).order_by(activity_log.c.id)
+        return [(row.action, row.widget_context) for row in connection.execute(query)]
+
+
+def _activity_page() -> None:
+    from {{ cookiecutter.package_name }}.pages import activity
+
+    activity.render()
+
+
+def test_dashboard_renders_kpis_and_charts() -> None:
+    app = run_app()
+    assert app.title[0].value == "Sales"
+    assert [metric.label for metric in app.metric] == ["Revenue", "Units sold", "Revenue per day"]
+    assert app.session_state["dashboard_filters"].end == date(2025, 12, 31)
+
+
+def test_second_run_is_served_from_the_cache(query_log: QueryLog) -> None:
+    app = run_app()
+    assert query_log.count(SALES_QUERY) == 1
+    app.run()
+    run_app()  # a second session with the same filters
+    assert query_log.count(SALES_QUERY) == 1
+
+
+def test_form_submit_applies_filters_and_logs_the_action(query_log: QueryLog) -> None:
+    app = run_app()
+    app.multiselect[0].set_value(["North"]).run()  # not submitted: nothing applied
+    assert query_log.count(SALES_QUERY) == 1
+    assert len(app.session_state["dashboard_filters"].regions) == 4
+    app.multiselect[0].set_value(["North"])
+    app.button[0].click().run()  # "Apply filters" submits the form
+    assert not app.exception
+    assert app.session_state["dashboard_filters"].regions == ("North",)
+    assert query_log.count(SALES_QUERY) == 2
+    action, context = activity_rows()[-1]
+    assert action == "apply_filters"
+    assert context["regions"] == ["North"]
+
+
+def test_session_state_survives_reruns() -> None:
+    app = run_app()
+    app.multiselect[0].set_value(["East", "South"])
+    app.button[0].click().run()
+    session = app.session_state["session_id"]  # created by the first audit-log write
+    app.run()
+    app.run()
+    assert app.session_state["session_id"] == session
+    assert app.session_state["dashboard_filters"].regions == ("East", "South")
+
+
+def test_refresh_clears_exactly_the_sales_cache(query_log: QueryLog) -> None:
+    app = run_app()
+    regions_before = query_log.count(REGIONS_QUERY)
+    refresh = next(button for button in app.button if button.label == "Refresh data")
+    refresh.click().run()
+    assert not app.exception
+    assert query_log.count(SALES_QUERY) == 2
+    assert query_log.count(REGIONS_QUERY) == regions_before  # other loaders keep their cache
+    assert activity_rows()[-1][0] == "refresh_data"
+
+
+def test_activity_page_saves_and_lists_a_note() -> None:
+    app = AppTest.from_function(_activity_page, default_timeout=30).run()
+    assert app.title[0].value == "Activity log"
+    app.text_area[0].input("Checked the March numbers")
+    app.button[0].click().run()
+    assert not app.exception
+    assert app.success[0].value == "Note saved."
+    table = app.dataframe[0].value
+    assert "Checked the March numbers" in set(table["note"])

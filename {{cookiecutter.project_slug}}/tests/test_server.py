@@ -1,0 +1,96 @@
+"""The real server: `streamlit run` of the ASGI entry point, over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT_ROOT, SERVE_SCRIPT
+
+STREAMLIT = Path(sys.executable).with_name("streamlit")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int, data_dir: Path, **env: str) -> subprocess.Popen[str]:
+    command = [str(STREAMLIT), "run", str(SERVE_SCRIPT), "--server.port", str(port)]
+    return subprocess.Popen(
+        [*command, "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATA_DIR": str(data_dir), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+def wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            if get(f"{base}/_stcore/health") == (200, "ok"):
+                return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"server not healthy after {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    process = start_server(port, tmp_path_factory.mktemp("server-data"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def test_serves_the_app_page(server: str) -> None:
+    status, body = get(server)
+    assert status == 200
+    assert '<div id="root">' in body
+
+
+def test_metrics_on_the_same_port(server: str) -> None:
+    status, body = get(f"{server}/metrics")
+    assert status == 200
+    assert "process_resident_memory_bytes" in body
+
+
+def test_streamlit_metrics_still_served(server: str) -> None:
+    status, body = get(f"{server}/_stcore/metrics")
+    assert status == 200
+    assert "session_events_total" in body
+
+
+def test_bad_setting_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    process = start_server(free_port(), tmp_path, DB_POOL_SIZE="lots")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == [
+        "{{ cookiecutter.project_slug }}: invalid configuration: "
+        "DB_POOL_SIZE='lots' must be a whole number of at least 1 and at most 100 (default 5)"
+    ]
