@@ -22,7 +22,8 @@ def run(command: list[str], cwd: Path, timeout: float = 900, **env: str) -> subp
     result = subprocess.run(
         command,
         cwd=cwd,
-        env={**os.environ, "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}", **env},
+        # As a user's shell would: no flags inherited from an outer `make test`.
+        env={**os.environ, "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}", "MAKEFLAGS": "", **env},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -34,7 +34,7 @@ def test_generated_project_lints_and_passes_its_own_tests(tmp_path: Path, answer
     run(["make", "install"], cwd=project)
     run(["make", "lint"], cwd=project)
     result = run(["make", "test"], cwd=project)
-    summary = result.stdout.strip().splitlines()[-1]
+    summary = re.findall(r"^=+ (.+) in [\d.]+s", result.stdout, re.MULTILINE)[-1]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= 20, summary
     assert "failed" not in summary and "error" not in summary, summary

@@ -22,7 +22,6 @@ from {{ cookiecutter.package_name }}.database.schema import activity_log  # noqa
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_SCRIPT = PROJECT_ROOT / "src" / "{{ cookiecutter.package_name }}" / "main.py"
-SERVE_SCRIPT = PROJECT_ROOT / "src" / "{{ cookiecutter.package_name }}" / "serve.py"
 
 
 class QueryLog:

@@ -1,4 +1,4 @@
-"""The real server: `streamlit run` of the ASGI entry point, over HTTP."""
+"""The real server, started as users and the container start it, over HTTP."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT_ROOT, SERVE_SCRIPT
-
-STREAMLIT = Path(sys.executable).with_name("streamlit")
+from .conftest import PROJECT_ROOT
 
 
 def free_port() -> int:
@@ -26,7 +24,7 @@ def free_port() -> int:
 
 
 def start_server(port: int, data_dir: Path, **env: str) -> subprocess.Popen[str]:
-    command = [str(STREAMLIT), "run", str(SERVE_SCRIPT), "--server.port", str(port)]
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--server.port", str(port)]
     return subprocess.Popen(
         [*command, "--server.address", "127.0.0.1"],
         cwd=PROJECT_ROOT,

@@ -1,4 +1,4 @@
-"""ASGI entry point: `streamlit run src/{{ cookiecutter.package_name }}/serve.py`.
+"""ASGI entry point, served by `python -m {{ cookiecutter.package_name }}` (or `streamlit run` on this file).
 
 Settings are validated here, at process start, so a bad deployment stops with one
 readable line instead of serving pages that fail on first use.
