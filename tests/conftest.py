@@ -23,7 +23,13 @@ def run(command: list[str], cwd: Path, timeout: float = 900, **env: str) -> subp
         command,
         cwd=cwd,
         # As a user's shell would: no flags inherited from an outer `make test`.
-        env={**os.environ, "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}", "MAKEFLAGS": "", **env},
+        env={
+            **os.environ,
+            "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}",
+            "MAKEFLAGS": "",
+            "MAKELEVEL": "",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=timeout,

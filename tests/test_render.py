@@ -56,7 +56,8 @@ def test_render_is_clean_linted_and_parses(cookies: Any, answers: dict[str, str]
     run([str(BIN_DIR / "ruff"), "format", "--check", "."], cwd=project)
     workflows = sorted(str(path) for path in project.glob(".github/workflows/*.yml"))
     if workflows:
-        run([str(BIN_DIR / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows], project)
+        schema = ["--builtin-schema", "vendor.github-workflows"]
+        run([str(BIN_DIR / "check-jsonschema"), *schema, *workflows], project)
     assert not [path for path in project.rglob("*") if path.is_dir() and not any(path.iterdir())]
 
 
