@@ -33,8 +33,24 @@ def test_generated_project_lints_and_passes_its_own_tests(tmp_path: Path, answer
     )
     run(["make", "install"], cwd=project)
     run(["make", "lint"], cwd=project)
-    result = run(["make", "test"], cwd=project)
-    summary = re.findall(r"^=+ (.+) in [\d.]+s", result.stdout, re.MULTILINE)[-1]
+    summary = pytest_summary(run(["make", "test"], cwd=project).stdout)
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= 20, summary
     assert "failed" not in summary and "error" not in summary, summary
+
+
+def test_generated_project_passes_against_real_postgres(tmp_path: Path) -> None:
+    """The whole suite, Postgres-only tests included, on a real primary and streaming replica."""
+    project = Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=str(tmp_path)))
+    run(["make", "install"], cwd=project)
+    output = run(["make", "test-postgres", "PYTEST_ARGS=-s"], cwd=project).stdout
+    summary = pytest_summary(output)
+    assert re.fullmatch(r"\d+ passed", summary), f"expected only passes, got: {summary}"
+    # The figures the Postgres tests measured, for the CI log.
+    for line in output.splitlines():
+        if "peak connections" in line or "executed" in line or "pool exhausted" in line:
+            print(line.strip())
+
+
+def pytest_summary(output: str) -> str:
+    return re.findall(r"^=+ (.+) in [\d.]+s", output, re.MULTILINE)[-1]

@@ -1,4 +1,9 @@
-"""Shared fixtures. Every test run gets its own embedded database in a temporary folder."""
+"""Shared fixtures.
+
+By default every test run gets its own embedded SQLite database in a temporary folder.
+Under `python -m tests.postgres_cluster run -- pytest` (`make test-postgres`) the same
+tests run against a real PostgreSQL primary and replica, plus the Postgres-only ones.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,39 @@ from pathlib import Path
 
 import pytest
 
+from .postgres_cluster import ENV_VAR, Cluster
+
 # Settings are read once per process: point them at a scratch folder before any import.
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="app-test-data-")
-for name in ("DATABASE_URL", "DATABASE_REPLICA_URL"):
-    os.environ.pop(name, None)
+if os.environ.get(ENV_VAR):
+    os.environ.setdefault("DB_REPLICA_RECHECK_S", "1")  # fault tests wait for recovery
+else:
+    for name in ("DATABASE_URL", "DATABASE_REPLICA_URL"):
+        os.environ.pop(name, None)
 
-import streamlit as st  # noqa: E402
-from sqlalchemy import Engine, delete, event  # noqa: E402
+import streamlit as st
+import streamlit.logger
+from sqlalchemy import Engine, delete, event
 
-from {{ cookiecutter.package_name }}.database.engines import get_database  # noqa: E402
-from {{ cookiecutter.package_name }}.database.schema import activity_log  # noqa: E402
+from {{ cookiecutter.package_name }}.database.engines import Database, get_database
+from {{ cookiecutter.package_name }}.database.migrate import upgrade
+from {{ cookiecutter.package_name }}.database.schema import activity_log
+
+# AppTest runs pages without a server; Streamlit warns about that on every run.
+streamlit.logger.set_log_level("error")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_SCRIPT = PROJECT_ROOT / "src" / "{{ cookiecutter.package_name }}" / "main.py"
 
 
 class QueryLog:
-    """Records every SQL statement an engine executes, to prove what the caches save."""
+    """Records every SQL statement the app's engines execute, to prove what the caches save."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, database: Database) -> None:
         self.statements: list[str] = []
-        self._engine = engine
-        event.listen(engine, "before_cursor_execute", self._record)
+        self._engines: list[Engine] = [e for e in (database.primary, database.replica) if e is not None]
+        for engine in self._engines:
+            event.listen(engine, "before_cursor_execute", self._record)
 
     def _record(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
         self.statements.append(" ".join(statement.split()))
@@ -39,11 +55,27 @@ class QueryLog:
         return sum(fragment in statement for statement in self.statements)
 
     def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._record)
+        for engine in self._engines:
+            event.remove(engine, "before_cursor_execute", self._record)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schema() -> None:
+    """PostgreSQL is migrated like a deployment would be; SQLite migrates itself."""
+    if os.environ.get(ENV_VAR):
+        upgrade(get_database().primary, with_demo_data=True)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    found = Cluster.from_env()
+    if found is None:
+        pytest.skip(f"PostgreSQL tests need {ENV_VAR}: run `make test-postgres`")
+    return found
 
 
 @pytest.fixture(autouse=True)
-def fresh_state() -> Iterator[None]:
+def fresh_state(schema: None) -> Iterator[None]:
     """Each test starts with empty caches and an empty activity log."""
     st.cache_data.clear()
     with get_database().write() as connection:
@@ -54,6 +86,6 @@ def fresh_state() -> Iterator[None]:
 
 @pytest.fixture
 def query_log() -> Iterator[QueryLog]:
-    log = QueryLog(get_database().primary)
+    log = QueryLog(get_database())
     yield log
     log.close()

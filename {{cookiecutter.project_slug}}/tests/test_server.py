@@ -52,10 +52,15 @@ def wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 60)
     pytest.fail(f"server not healthy after {timeout}s")
 
 
+CGROUP_LIMIT_BYTES = 536_870_912  # what a `--memory 512m` container shows
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    process = start_server(port, tmp_path_factory.mktemp("server-data"))
+    cgroup = tmp_path_factory.mktemp("cgroup")
+    (cgroup / "memory.max").write_text(f"{CGROUP_LIMIT_BYTES}\n")
+    process = start_server(port, tmp_path_factory.mktemp("server-data"), CGROUP_ROOT=str(cgroup))
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, process)
@@ -74,7 +79,24 @@ def test_serves_the_app_page(server: str) -> None:
 def test_metrics_on_the_same_port(server: str) -> None:
     status, body = get(f"{server}/metrics")
     assert status == 200
-    assert "process_resident_memory_bytes" in body
+    samples = {
+        line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples["app_memory_limit_bytes"] == CGROUP_LIMIT_BYTES
+    assert 0 < samples["app_memory_rss_bytes"] < CGROUP_LIMIT_BYTES
+    assert samples["app_memory_usage_ratio"] == pytest.approx(
+        samples["app_memory_rss_bytes"] / min(CGROUP_LIMIT_BYTES, {{ cookiecutter.memory_limit_mib }} * 1024 * 1024)
+    )
+    for family in (
+        'app_db_pool_size{engine="primary"}',
+        'app_db_pool_checked_out{engine="primary"}',
+        'app_db_pool_max_connections{engine="primary"}',
+        "app_db_replica_fallbacks_total",
+        "app_script_errors_total",
+    ):
+        assert family in samples, family
 
 
 def test_streamlit_metrics_still_served(server: str) -> None:

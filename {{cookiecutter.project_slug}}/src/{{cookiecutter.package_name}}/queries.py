@@ -1,8 +1,9 @@
 """The data API for pages: cached reads from the replica, transactional writes to the primary.
 
-Read helpers are `st.cache_data` functions keyed only by hashable arguments
-(dates, strings, tuples), bounded by a TTL and a maximum number of entries, so a
-rerun storm costs one query per distinct filter per TTL window, for all sessions.
+Read helpers are `st.cache_data` functions (through `cached_loader`, which also counts
+hits and misses) keyed only by hashable arguments (dates, strings, tuples) and bounded
+by a TTL and a maximum number of entries: a rerun storm costs one query per distinct
+filter per TTL window, for all sessions together.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-import streamlit as st
 from sqlalchemy import func, insert, select
 
+from .caching import cached_loader
 from .database.engines import get_database
 from .database.schema import activity_log, sales
 from .settings import get_settings
@@ -25,7 +26,7 @@ CACHE = {"ttl": _settings.cache_ttl_s, "max_entries": _settings.cache_max_entrie
 ACTIVITY_CACHE = {"ttl": min(30, _settings.cache_ttl_s), "max_entries": _settings.cache_max_entries}
 
 
-@st.cache_data(show_spinner=False, **CACHE)
+@cached_loader(**CACHE)
 def sales_date_bounds() -> tuple[date, date]:
     with get_database().read() as connection:
         first, last = connection.execute(select(func.min(sales.c.day), func.max(sales.c.day))).one()
@@ -33,14 +34,14 @@ def sales_date_bounds() -> tuple[date, date]:
     return (first or today, last or today)
 
 
-@st.cache_data(show_spinner=False, **CACHE)
+@cached_loader(**CACHE)
 def region_names() -> tuple[str, ...]:
     with get_database().read() as connection:
         rows = connection.execute(select(sales.c.region).distinct().order_by(sales.c.region))
         return tuple(rows.scalars())
 
 
-@st.cache_data(show_spinner=False, **CACHE)
+@cached_loader(**CACHE)
 def daily_sales(start: date, end: date, regions: tuple[str, ...]) -> pd.DataFrame:
     """Units and revenue per day and region, for the dashboard's filters."""
     query = (
@@ -60,7 +61,7 @@ def daily_sales(start: date, end: date, regions: tuple[str, ...]) -> pd.DataFram
     return frame.astype({"units": "int64", "revenue": "float64"})
 
 
-@st.cache_data(show_spinner=False, **ACTIVITY_CACHE)
+@cached_loader(**ACTIVITY_CACHE)
 def recent_activity(limit: int, session_id: str | None = None) -> pd.DataFrame:
     query = (
         select(
@@ -75,7 +76,8 @@ def recent_activity(limit: int, session_id: str | None = None) -> pd.DataFrame:
     )
     if session_id is not None:
         query = query.where(activity_log.c.session_id == session_id)
-    with get_database().read() as connection:
+    # From the primary: a user who just saved a note must see it, whatever the replica lag.
+    with get_database().read(fresh=True) as connection:
         rows = connection.execute(query).mappings().all()
     return pd.DataFrame(rows, columns=["created_at", "action", "widget_context", "note", "session_id"])
 

@@ -4,13 +4,18 @@ Settings are validated here, at process start, so a bad deployment stops with on
 readable line instead of serving pages that fail on first use.
 """
 
+import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
 
+from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.logs import configure_logging
-from {{ cookiecutter.package_name }}.metrics import metrics_route
+from {{ cookiecutter.package_name }}.memory import start_memory_monitoring
+from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
 from {{ cookiecutter.package_name }}.settings import SettingsError, get_settings
 
 try:
@@ -19,5 +24,26 @@ except SettingsError as error:
     sys.exit(f"{{ cookiecutter.project_slug }}: invalid configuration: {error}")
 
 configure_logging(settings.log_level)
+log = logging.getLogger("{{ cookiecutter.package_name }}.serve")
 
-app = st.App(Path(__file__).with_name("main.py"), routes=[metrics_route()])
+
+@asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    get_database()  # engines (and the embedded database) ready before the first session
+    guard = start_memory_monitoring(settings)
+    yield
+    guard.stop()
+
+
+def count_script_error(error: Exception) -> None:
+    """Count and log uncaught page errors; users still see Streamlit's (detail-free) message."""
+    SCRIPT_ERRORS.inc()
+    log.error("script_error type=%s", type(error).__name__, exc_info=error)
+
+
+app = st.App(
+    Path(__file__).with_name("main.py"),
+    routes=[metrics_route()],
+    lifespan=lifespan,
+    on_script_error=count_script_error,
+)

@@ -38,11 +38,14 @@ class Settings:
     db_pool_recycle_s: int
     db_statement_timeout_ms: int
     db_replica_max_lag_s: float
+    db_replica_recheck_s: float
     cache_ttl_s: int
     cache_max_entries: int
     memory_limit_mib: int
     memory_warn_ratio: float
     memory_act_ratio: float
+    memory_check_interval_s: float
+    cgroup_root: Path
     show_system_page: bool
 
     @property
@@ -163,11 +166,14 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
         db_pool_recycle_s=read.integer("DB_POOL_RECYCLE", 1800, minimum=-1),
         db_statement_timeout_ms=read.integer("DB_STATEMENT_TIMEOUT_MS", 15000, minimum=0),
         db_replica_max_lag_s=read.number("DB_REPLICA_MAX_LAG_S", 30.0, minimum=0, maximum=86400),
+        db_replica_recheck_s=read.number("DB_REPLICA_RECHECK_S", 10.0, minimum=0.1, maximum=3600),
         cache_ttl_s=read.integer("CACHE_TTL_S", 300, minimum=1),
         cache_max_entries=read.integer("CACHE_MAX_ENTRIES", 64, minimum=1),
         memory_limit_mib=memory_limit_mib,
         memory_warn_ratio=read.number("MEMORY_WARN_RATIO", 0.70, minimum=0.1, maximum=1.0),
         memory_act_ratio=read.number("MEMORY_ACT_RATIO", 0.85, minimum=0.1, maximum=1.0),
+        memory_check_interval_s=read.number("MEMORY_CHECK_INTERVAL_S", 5.0, minimum=0.1, maximum=600),
+        cgroup_root=Path(read.text("CGROUP_ROOT", "/sys/fs/cgroup")),
         show_system_page=read.flag("SHOW_SYSTEM_PAGE", False),
     )
     if settings.database_replica_url and not settings.database_url:

@@ -8,6 +8,7 @@ so every session of the process shares one bounded pool per database.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,8 +17,13 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from ..metrics import POOLS, QUERY_DURATION
 from ..settings import Settings, get_settings
+from .errors import DatabaseBusyError, DatabaseUnavailableError
+from .replica import ReplicaRouter
 
 APPLICATION_NAME = "{{ cookiecutter.project_slug }}"
 log = logging.getLogger(__name__)
@@ -28,24 +34,52 @@ class Database:
     """The engines of one process. Pages use the helpers in `queries`, not this."""
 
     primary: Engine
-    replica: Engine | None = None
+    router: ReplicaRouter | None = None
+
+    @property
+    def replica(self) -> Engine | None:
+        return self.router.replica if self.router else None
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for queries: the replica when there is one."""
-        with (self.replica or self.primary).connect() as connection:
+    def read(self, *, fresh: bool = False) -> Iterator[Connection]:
+        """A connection for queries: the replica when there is one and it is healthy.
+
+        `fresh=True` reads from the primary, for a user who must see their own write
+        before the replica has replayed it.
+        """
+        engine = self.primary if fresh or self.router is None else self.router.reader()
+        try:
+            connection = _connect(engine)
+        except DatabaseUnavailableError:
+            if self.router is None or engine is self.primary:
+                raise
+            self.router.mark_down("connection failed")
+            connection = _connect(self.primary)
+        with connection:
             yield connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction on the primary, committed on success, rolled back on error."""
-        with self.primary.begin() as connection:
+        with _connect(self.primary) as connection, connection.begin():
             yield connection
 
     def dispose(self) -> None:
         for engine in (self.primary, self.replica):
             if engine is not None:
                 engine.dispose()
+
+
+def _connect(engine: Engine) -> Connection:
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        return engine.connect()
+    except PoolTimeoutError as error:
+        log.warning("pool exhausted database=%s", where)
+        raise DatabaseBusyError("no database connection became free in time") from error
+    except OperationalError as error:
+        log.warning("connection failed database=%s error=%s", where, type(error.orig).__name__)
+        raise DatabaseUnavailableError("the database cannot be reached") from error
 
 
 def _postgres_engine(url: str, settings: Settings, role: str) -> Engine:
@@ -85,6 +119,26 @@ def _sqlite_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _instrument(engine: Engine, role: str, settings: Settings) -> None:
+    """Pool gauges and a query duration histogram, labelled by the engine's role."""
+    POOLS.track(role, engine, settings.db_max_overflow)
+    duration = QUERY_DURATION.labels(role)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(conn: Connection, *_args: Any) -> None:
+        conn.info.setdefault("query_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(conn: Connection, *_args: Any) -> None:
+        duration.observe(time.perf_counter() - conn.info["query_started"].pop())
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        started = context.connection.info.get("query_started") if context.connection else None
+        if started:
+            started.pop()
+
+
 def create_primary_engine(settings: Settings) -> Engine:
     if settings.database_url is None:
         return _sqlite_engine(settings)
@@ -93,6 +147,7 @@ def create_primary_engine(settings: Settings) -> Engine:
 
 def open_database(settings: Settings) -> Database:
     primary = create_primary_engine(settings)
+    _instrument(primary, "primary", settings)
     if settings.database_url is None:
         from .migrate import upgrade
 
@@ -100,15 +155,17 @@ def open_database(settings: Settings) -> Database:
         upgrade(primary, with_demo_data=True)
         log.info("database ready primary=sqlite path=%s", settings.sqlite_path)
         return Database(primary=primary)
-    replica = None
+    router = None
     if settings.database_replica_url:
         replica = _postgres_engine(settings.database_replica_url, settings, "replica")
+        _instrument(replica, "replica", settings)
+        router = ReplicaRouter(primary, replica, settings.db_replica_max_lag_s, settings.db_replica_recheck_s)
     log.info(
         "database ready primary=%s replica=%s",
         masked(settings.database_url),
         masked(settings.database_replica_url) if settings.database_replica_url else "none",
     )
-    return Database(primary=primary, replica=replica)
+    return Database(primary=primary, router=router)
 
 
 def masked(url: str) -> str:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from .seed import seed_demo_data
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Several pods may start at once; on PostgreSQL they take turns on this lock.
+MIGRATION_LOCK_ID = 7_215_305
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,8 @@ def upgrade(engine: Engine, *, with_demo_data: bool) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         if with_demo_data:

@@ -1,0 +1,256 @@
+"""Against a real PostgreSQL primary and streaming replica (`make test-postgres`).
+
+Each test prints the figures it measured; run with `-s` to see them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from unittest.mock import MagicMock
+
+import psycopg2
+import pytest
+import streamlit as st
+from prometheus_client import REGISTRY
+from sqlalchemy import Engine, event, text
+from streamlit.runtime import Runtime
+from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest, app_test
+
+from {{ cookiecutter.package_name }} import queries
+from {{ cookiecutter.package_name }}.database.engines import APPLICATION_NAME, get_database, open_database
+from {{ cookiecutter.package_name }}.queries import record_activity
+from {{ cookiecutter.package_name }}.settings import get_settings
+
+from .conftest import MAIN_SCRIPT
+from .postgres_cluster import Cluster
+
+REGIONS = ("East", "North", "South", "West")
+REGION_SETS = [list(combo) for size in (1, 2, 3, 4) for combo in itertools.combinations(REGIONS, size)]
+SALES_QUERY_PATTERN = "%sum(sales.units)%"
+
+
+def superuser(cluster: Cluster, port: int) -> psycopg2.extensions.connection:
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="app")
+    connection.autocommit = True
+    return connection
+
+
+def scalar(cluster: Cluster, port: int, sql: str, *params: object) -> object:
+    with superuser(cluster, port) as connection, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def run_app() -> AppTest:
+    app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def apply_regions(app: AppTest, regions: list[str]) -> None:
+    app.multiselect[0].set_value(regions)
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert not app.error, [error.value for error in app.error]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def fallbacks() -> float:
+    return REGISTRY.get_sample_value("app_db_replica_fallbacks_total") or 0.0
+
+
+class StatementCounter:
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        self._engine = engine
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_args: object) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+
+
+@pytest.fixture
+def replica_counter(cluster: Cluster) -> Iterator[StatementCounter]:
+    replica = get_database().replica
+    assert replica is not None
+    counter = StatementCounter(replica)
+    yield counter
+    counter.close()
+
+
+def test_writes_go_to_the_primary_and_reads_come_back_through_the_replica(cluster: Cluster) -> None:
+    database = get_database()
+    record_activity("pg-1", "note", {"source": "test"}, note="replicated row")
+    with database.write() as connection:
+        assert connection.scalar(text("SELECT pg_is_in_recovery()")) is False
+
+    def replicated() -> bool:
+        with database.read() as connection:
+            assert connection.scalar(text("SELECT pg_is_in_recovery()")) is True
+            count = connection.scalar(text("SELECT count(*) FROM activity_log WHERE note = 'replicated row'"))
+            return count == 1
+
+    wait_for(replicated, timeout=10, what="the write to reach the replica")
+
+
+@pytest.fixture
+def concurrent_app_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let AppTest instances run at the same time, as sessions of one server do.
+
+    Each AppTest run installs a stand-in Runtime in a process-wide slot and clears it
+    afterwards, so one finishing run would pull the runtime from under the others.
+    Give every run one shared stand-in and let the per-run swap touch a subclass.
+    """
+    shared = MagicMock(spec=Runtime)
+    shared.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
+    shared.cache_storage_manager = MemoryCacheStorageManager()
+    monkeypatch.setattr(Runtime, "_instance", shared)
+    monkeypatch.setattr(app_test, "Runtime", type("PerRunRuntime", (Runtime,), {"_instance": None}))
+
+
+@pytest.mark.usefixtures("concurrent_app_tests")
+def test_concurrent_sessions_never_exceed_the_pool(cluster: Cluster) -> None:
+    settings = get_settings()
+    limit = settings.db_pool_size + settings.db_max_overflow
+    servers = {"primary": cluster.primary_port, "replica": cluster.replica_port}
+    peak = dict.fromkeys(servers, 0)
+    done = threading.Event()
+
+    def sample() -> None:
+        connections = {role: superuser(cluster, port) for role, port in servers.items()}
+        while not done.is_set():
+            for role, connection in connections.items():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                        (f"{APPLICATION_NAME}-{role}",),
+                    )
+                    peak[role] = max(peak[role], cursor.fetchone()[0])
+            time.sleep(0.02)
+        for connection in connections.values():
+            connection.close()
+
+    def session(number: int) -> None:
+        app = run_app()
+        for rerun in range(10):
+            apply_regions(app, REGION_SETS[(number + rerun) % len(REGION_SETS)])
+
+    st.cache_data.clear()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=20) as sessions:
+            list(sessions.map(session, range(20)))
+    finally:
+        done.set()
+        sampler.join()
+    elapsed = time.monotonic() - started
+    print(f"\n20 sessions x 10 reruns in {elapsed:.1f}s; peak connections {peak}, limit {limit}")
+    assert 0 < peak["primary"] <= limit
+    assert 0 < peak["replica"] <= limit
+
+
+@pytest.mark.usefixtures("concurrent_app_tests")
+def test_cached_query_runs_once_per_parameter_set_across_sessions(cluster: Cluster) -> None:
+    st.cache_data.clear()
+    scalar(cluster, cluster.replica_port, "SELECT pg_stat_statements_reset()")
+    scalar(cluster, cluster.primary_port, "SELECT pg_stat_statements_reset()")
+    parameter_sets = REGION_SETS[:3]
+
+    def session(number: int) -> None:
+        app = run_app()
+        for rerun in range(5):
+            apply_regions(app, parameter_sets[(number + rerun) % len(parameter_sets)])
+
+    with ThreadPoolExecutor(max_workers=10) as sessions:
+        list(sessions.map(session, range(10)))
+    calls = sum(
+        int(
+            scalar(
+                cluster, port, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
+                SALES_QUERY_PATTERN,
+            )
+        )
+        for port in (cluster.primary_port, cluster.replica_port)
+    )  # fmt: skip
+    distinct = len(parameter_sets) + 1  # plus the default filters every new session starts with
+    print(f"\n10 sessions x 5 reruns: sales query executed {calls} times for {distinct} parameter sets")
+    assert 1 <= calls <= distinct
+
+
+def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
+    cluster: Cluster, replica_counter: StatementCounter
+) -> None:
+    router = get_database().router
+    assert router is not None
+    app = run_app()
+    before = fallbacks()
+    cluster.stop("replica")
+    try:
+        for _ in range(3):  # several reruns during one incident
+            st.cache_data.clear()
+            app.run()
+            assert not app.exception and not app.error
+            assert len(app.metric) == 3
+        assert not router.healthy
+        assert fallbacks() == before + 1  # counted (and logged) once per incident
+    finally:
+        cluster.start("replica")
+    wait_for(lambda: router.reader() is router.replica and router.healthy, timeout=20, what="recovery")
+    served_by_replica = replica_counter.count
+    st.cache_data.clear()
+    app.run()
+    assert not app.exception
+    assert replica_counter.count > served_by_replica
+
+
+def test_a_primary_restart_is_invisible_to_the_next_rerun(cluster: Cluster) -> None:
+    app = run_app()
+    apply_regions(app, ["North"])  # a write: the primary pool now holds a connection
+    cluster.restart("primary")
+    apply_regions(app, ["South"])  # pre-ping replaces the dead connection
+    with get_database().write() as connection:
+        actions = connection.scalar(text("SELECT count(*) FROM activity_log WHERE action = 'apply_filters'"))
+    assert actions == 2
+
+
+def test_an_exhausted_pool_shows_a_clear_error_in_time(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = replace(get_settings(), db_pool_size=1, db_max_overflow=0, db_pool_timeout_s=2.0)
+    small = open_database(settings)
+    assert small.replica is not None
+    monkeypatch.setattr(queries, "get_database", lambda: small)
+    st.cache_data.clear()
+    held = small.replica.connect()  # the only connection of the read pool
+    try:
+        app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=30)
+        started = time.monotonic()
+        app.run()
+        elapsed = time.monotonic() - started
+    finally:
+        held.close()
+        small.dispose()
+    print(f"\npool exhausted: error shown after {elapsed:.2f}s (pool timeout 2s)")
+    assert not app.exception
+    assert [error.value for error in app.error] == ["The database is busy, try again in a moment."]
+    assert elapsed <= settings.db_pool_timeout_s + 1
