@@ -11,6 +11,8 @@ PROJECT = Path.cwd()
 INCLUDE_KUBERNETES = "{{ cookiecutter.include_kubernetes }}" == "yes"
 INCLUDE_GITHUB_ACTIONS = "{{ cookiecutter.include_github_actions }}" == "yes"
 OPEN_SOURCE = "{{ cookiecutter.open_source_license }}" != "Proprietary"
+OIDC = "{{ cookiecutter.auth }}" == "oidc"
+PACKAGE = PROJECT / "src" / "{{ cookiecutter.package_name }}"
 
 # A committed `*.example` file holds placeholders such as `change-me-postgres-password`;
 # the same placeholder gets the same generated value in every file that uses it.
@@ -22,6 +24,8 @@ def prune() -> None:
         "deploy": not INCLUDE_KUBERNETES,
         ".github": not INCLUDE_GITHUB_ACTIONS,
         "LICENSE": not OPEN_SOURCE,
+        str(PACKAGE / "auth.py"): not OIDC,
+        "tests/test_auth.py": not OIDC,
     }
     for name, remove in unwanted.items():
         path = PROJECT / name

@@ -20,6 +20,7 @@ COMBINATIONS = [
             "include_kubernetes": "no",
             "include_github_actions": "no",
             "open_source_license": "Apache-2.0",
+            "auth": "oidc",
         },
         id="non-defaults",
     ),

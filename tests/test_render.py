@@ -83,6 +83,18 @@ def test_memory_limit_reaches_the_app_settings(cookies: Any) -> None:
     assert "MEMORY_LIMIT_MIB=768" in (project / ".env").read_text()
 
 
+def test_oidc_wires_login_and_a_fresh_cookie_secret(cookies: Any) -> None:
+    project = bake(cookies, auth="oidc")
+    assert (project / "src" / "streamlit_dashboard" / "auth.py").is_file()
+    secrets = tomllib.loads((project / ".streamlit" / "secrets.toml").read_text())
+    assert len(secrets["auth"]["cookie_secret"]) >= 24
+    assert "change-me" not in secrets["auth"]["cookie_secret"]
+    assert any(
+        dep.startswith("authlib")
+        for dep in tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    )
+
+
 def test_python_version_sets_the_runtime(cookies: Any) -> None:
     project = bake(cookies, python_version="3.13")
     assert (project / ".python-version").read_text().strip() == "3.13"
@@ -104,14 +116,17 @@ def test_license(cookies: Any, license_name: str) -> None:
 
 
 def test_turned_off_parts_leave_no_trace(cookies: Any) -> None:
-    project = bake(cookies, include_kubernetes="no", include_github_actions="no")
+    project = bake(cookies, include_kubernetes="no", include_github_actions="no", auth="none")
     assert not (project / "deploy").exists()
     assert not (project / ".github").exists()
+    assert not (project / "src" / "streamlit_dashboard" / "auth.py").exists()
+    assert not (project / "tests" / "test_auth.py").exists()
     for path in text_files(project):
         text = path.read_text()
         assert "deploy/" not in text or path.name == ".gitignore", path
         assert "kubectl" not in text, path
         assert ".github" not in text, path
+        assert "st.login" not in text and "AUTH_" not in text and "authlib" not in text, path
 
 
 def test_local_secrets_are_fresh_and_gitignored(cookies: Any) -> None:

@@ -18,6 +18,10 @@ from .postgres_cluster import ENV_VAR, Cluster
 
 # Settings are read once per process: point them at a scratch folder before any import.
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="app-test-data-")
+{% if cookiecutter.auth == "oidc" -%}
+os.environ.setdefault("AUTH_ALLOWED_DOMAINS", "example.com")
+os.environ.setdefault("AUTH_ADMIN_EMAILS", "admin@example.com")
+{% endif -%}
 if os.environ.get(ENV_VAR):
     os.environ.setdefault("DB_REPLICA_RECHECK_S", "1")  # fault tests wait for recovery
 else:
@@ -27,6 +31,7 @@ else:
 import streamlit as st
 import streamlit.logger
 from sqlalchemy import Engine, delete, event
+from streamlit.testing.v1 import AppTest
 
 from {{ cookiecutter.package_name }}.database.engines import Database, get_database
 from {{ cookiecutter.package_name }}.database.migrate import upgrade
@@ -37,6 +42,22 @@ streamlit.logger.set_log_level("error")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_SCRIPT = PROJECT_ROOT / "src" / "{{ cookiecutter.package_name }}" / "main.py"
+{%- if cookiecutter.auth == "oidc" %}
+ANALYST = {"is_logged_in": True, "email": "analyst@example.com", "name": "Ana Analyst"}
+
+
+def main_app(user: dict[str, object] | None = None, timeout: float = 60) -> AppTest:
+    """The whole app, as `user` (by default a signed-in, allowed, non-admin analyst)."""
+    app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=timeout)
+    app.user = dict(ANALYST if user is None else user)
+    return app
+{%- else %}
+
+
+def main_app(timeout: float = 60) -> AppTest:
+    """The whole app, as a new browser session."""
+    return AppTest.from_file(str(MAIN_SCRIPT), default_timeout=timeout)
+{%- endif %}
 
 
 class QueryLog:

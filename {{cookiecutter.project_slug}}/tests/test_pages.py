@@ -2,20 +2,20 @@
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from {{ cookiecutter.package_name }}.database.engines import get_database
-from {{ cookiecutter.package_name }}.database.schema import activity_log
+from {{ cookiecutter.package_name }}.database.schema import activity_log, sales
 
-from .conftest import MAIN_SCRIPT, QueryLog
+from .conftest import QueryLog, main_app
 
 SALES_QUERY = "sum(sales.units)"  # only daily_sales() aggregates units
 REGIONS_QUERY = "SELECT DISTINCT sales.region"
 
 
 def run_app() -> AppTest:
-    app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=30)
+    app = main_app()
     app.run()
     assert not app.exception, app.exception
     return app
@@ -94,3 +94,28 @@ def test_activity_page_saves_and_lists_a_note() -> None:
     assert app.success[0].value == "Note saved."
     table = app.dataframe[0].value
     assert "Checked the March numbers" in set(table["note"])
+
+
+HOSTILE_INPUTS = [
+    "Robert'); DROP TABLE activity_log; --",
+    '" OR 1=1 --',
+    "\\x00 \\n <script>alert(1)</script>",
+    "Zürich ✓ 東京 🚀",
+    "x" * 2000,  # the text area's limit
+]
+
+
+def test_hostile_text_is_stored_verbatim_and_breaks_nothing() -> None:
+    with get_database().read() as connection:
+        sales_rows = connection.scalar(select(func.count()).select_from(sales))
+    for text in HOSTILE_INPUTS:
+        app = AppTest.from_function(_activity_page, default_timeout=30).run()
+        app.text_area[0].input(text)
+        app.button[0].click().run()
+        assert not app.exception, app.exception
+        assert app.success[0].value == "Note saved."
+        assert text in set(app.dataframe[0].value["note"])
+    with get_database().read() as connection:
+        assert connection.scalar(select(func.count()).select_from(sales)) == sales_rows
+        notes = connection.execute(select(activity_log.c.note).where(activity_log.c.action == "note"))
+        assert sorted(notes.scalars()) == sorted(HOSTILE_INPUTS)

@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.database.engines import APPLICATION_NAME, g
 from {{ cookiecutter.package_name }}.queries import record_activity
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-from .conftest import MAIN_SCRIPT
+from .conftest import main_app
 from .postgres_cluster import Cluster
 
 REGIONS = ("East", "North", "South", "West")
@@ -50,7 +50,7 @@ def scalar(cluster: Cluster, port: int, sql: str, *params: object) -> object:
 
 
 def run_app() -> AppTest:
-    app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=60)
+    app = main_app()
     app.run()
     assert not app.exception, app.exception
     return app
@@ -243,7 +243,7 @@ def test_an_exhausted_pool_shows_a_clear_error_in_time(
     st.cache_data.clear()
     held = small.replica.connect()  # the only connection of the read pool
     try:
-        app = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=30)
+        app = main_app()
         started = time.monotonic()
         app.run()
         elapsed = time.monotonic() - started
@@ -254,3 +254,17 @@ def test_an_exhausted_pool_shows_a_clear_error_in_time(
     assert not app.exception
     assert [error.value for error in app.error] == ["The database is busy, try again in a moment."]
     assert elapsed <= settings.db_pool_timeout_s + 1
+
+
+def test_sessions_are_bounded_and_named_on_the_server(cluster: Cluster) -> None:
+    settings = get_settings()
+    database = get_database()
+    for role, engine in (("primary", database.primary), ("replica", database.replica)):
+        assert engine is not None
+        with engine.connect() as connection:
+            timeout_ms = connection.scalar(
+                text("SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'")
+            )
+            name = connection.scalar(text("SHOW application_name"))
+        assert timeout_ms == settings.db_statement_timeout_ms
+        assert name == f"{APPLICATION_NAME}-{role}"

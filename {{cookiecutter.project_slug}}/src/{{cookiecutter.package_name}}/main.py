@@ -4,20 +4,23 @@ import time
 
 import streamlit as st
 
+{% if cookiecutter.auth == "oidc" -%}
+from {{ cookiecutter.package_name }}.auth import require_user
+{% endif -%}
 from {{ cookiecutter.package_name }}.database.errors import DatabaseBusyError, DatabaseUnavailableError
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_RUN_DURATION
-from {{ cookiecutter.package_name }}.pages import activity, dashboard, system
+from {{ cookiecutter.package_name }}.navigation import app_pages
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 st.set_page_config(page_title="{{ cookiecutter.project_name }}", page_icon=":material/insights:", layout="wide")
 
-pages = [
-    st.Page(dashboard.render, title="Sales", icon=":material/monitoring:", default=True),
-    st.Page(activity.render, title="Activity", icon=":material/history:", url_path="activity"),
-]
-if get_settings().show_system_page:
-    pages.append(st.Page(system.render, title="System", icon=":material/memory:", url_path="system"))
-page = st.navigation(pages)
+settings = get_settings()
+{%- if cookiecutter.auth == "oidc" %}
+user = require_user(settings)  # stops here with a login prompt for everyone else
+page = st.navigation(app_pages(show_system_page=user.is_admin))
+{%- else %}
+page = st.navigation(app_pages(show_system_page=settings.show_system_page))
+{%- endif %}
 
 started = time.perf_counter()
 try:

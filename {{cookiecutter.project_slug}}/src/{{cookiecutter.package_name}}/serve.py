@@ -43,6 +43,9 @@ def count_script_error(error: Exception) -> None:
 
 app = st.App(
     Path(__file__).with_name("main.py"),
+{%- if cookiecutter.auth == "oidc" %}
+    secrets={"auth": settings.oidc} if settings.oidc else None,
+{%- endif %}
     routes=[metrics_route()],
     lifespan=lifespan,
     on_script_error=count_script_error,

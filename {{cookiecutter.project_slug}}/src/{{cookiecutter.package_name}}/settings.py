@@ -19,6 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DATABASES = ("postgresql", "postgresql+psycopg2", "sqlite")
+{%- if cookiecutter.auth == "oidc" %}
+OIDC_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
+{%- endif %}
 
 
 class SettingsError(ValueError):
@@ -47,6 +50,12 @@ class Settings:
     memory_check_interval_s: float
     cgroup_root: Path
     show_system_page: bool
+{%- if cookiecutter.auth == "oidc" %}
+    auth_allowed_domains: frozenset[str]
+    auth_allowed_emails: frozenset[str]
+    auth_admin_emails: frozenset[str]
+    oidc: dict[str, str] | None  # the [auth] secrets, when given as AUTH_* variables
+{%- endif %}
 
     @property
     def is_production(self) -> bool:
@@ -146,6 +155,21 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+{%- if cookiecutter.auth == "oidc" %}
+
+    def lower_set(self, name: str) -> frozenset[str]:
+        """A comma-separated list, e.g. AUTH_ADMIN_EMAILS=ana@example.com,li@example.com."""
+        return frozenset(item.strip().lower() for item in (self._raw(name) or "").split(",") if item.strip())
+
+    def oidc(self) -> dict[str, str] | None:
+        """Streamlit's [auth] secrets from AUTH_* variables (containers have no secrets.toml)."""
+        values = {key: self._raw(f"AUTH_{key.upper()}") for key in OIDC_KEYS}
+        given = {key: value for key, value in values.items() if value}
+        if given and len(given) < len(OIDC_KEYS):
+            missing = ", ".join(f"AUTH_{key.upper()}" for key in OIDC_KEYS if key not in given)
+            self.errors.append(f"OIDC login is partly configured; also set {missing}")
+        return given if len(given) == len(OIDC_KEYS) else None
+{%- endif %}
 
 
 def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
@@ -175,6 +199,12 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
         memory_check_interval_s=read.number("MEMORY_CHECK_INTERVAL_S", 5.0, minimum=0.1, maximum=600),
         cgroup_root=Path(read.text("CGROUP_ROOT", "/sys/fs/cgroup")),
         show_system_page=read.flag("SHOW_SYSTEM_PAGE", False),
+{%- if cookiecutter.auth == "oidc" %}
+        auth_allowed_domains=read.lower_set("AUTH_ALLOWED_DOMAINS"),
+        auth_allowed_emails=read.lower_set("AUTH_ALLOWED_EMAILS"),
+        auth_admin_emails=read.lower_set("AUTH_ADMIN_EMAILS"),
+        oidc=read.oidc(),
+{%- endif %}
     )
     if settings.database_replica_url and not settings.database_url:
         read.errors.append("DATABASE_REPLICA_URL is set but DATABASE_URL is not; set both or neither")

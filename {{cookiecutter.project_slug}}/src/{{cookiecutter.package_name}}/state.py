@@ -19,6 +19,11 @@ def init_state(key: str, factory: Callable[[], T]) -> T:
     return value
 
 
+def user_email() -> str | None:
+    """The signed-in user's e-mail (Streamlit's OIDC login), or None without a login."""
+    return st.user.get("email") if st.user.get("is_logged_in") else None
+
+
 def session_id() -> str:
     """A random id for this browser session, used to group its audit-log entries."""
     return init_state("session_id", lambda: uuid.uuid4().hex)

@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from ..queries import recent_activity, record_activity
-from ..state import session_id
+from ..state import session_id, user_email
 
 NOTE_MAX_CHARS = 2000
 ROWS_SHOWN = 50
@@ -21,7 +21,7 @@ def _note_form() -> None:
     if not note.strip():
         st.warning("The note is empty.")
         return
-    record_activity(session_id(), "note", {"length": len(note)}, note=note)
+    record_activity(session_id(), "note", {"length": len(note)}, note=note, user_email=user_email())
     st.success("Note saved.")
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ..queries import daily_sales, record_activity, region_names, sales_date_bounds
-from ..state import init_state, session_id
+from ..state import init_state, session_id, user_email
 
 DEFAULT_PERIOD_DAYS = 90
 
@@ -83,11 +83,11 @@ def render() -> None:
     submitted = _filter_form(filters, bounds, all_regions)
     if submitted is not None:
         st.session_state["dashboard_filters"] = filters = submitted
-        record_activity(session_id(), "apply_filters", filters.as_context())
+        record_activity(session_id(), "apply_filters", filters.as_context(), user_email=user_email())
 
     if st.button("Refresh data", help="Reload from the database instead of the cache"):
         daily_sales.clear()  # only this loader: other pages keep their cache
-        record_activity(session_id(), "refresh_data", filters.as_context())
+        record_activity(session_id(), "refresh_data", filters.as_context(), user_email=user_email())
 
     frame = daily_sales(filters.start, filters.end, filters.regions)
     if frame.empty:
