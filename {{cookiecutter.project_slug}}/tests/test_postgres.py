@@ -5,6 +5,7 @@ Each test prints the figures it measured; run with `-s` to see them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -18,11 +19,14 @@ import pytest
 import streamlit as st
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, text
+from streamlit import config
 from streamlit.runtime import Runtime
 from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest, app_test
+from streamlit.testing.v1.util import build_mock_config_get_option
 
 from {{ cookiecutter.package_name }} import queries
 from {{ cookiecutter.package_name }}.database.engines import APPLICATION_NAME, get_database, open_database
@@ -115,15 +119,22 @@ def test_writes_go_to_the_primary_and_reads_come_back_through_the_replica(cluste
 def concurrent_app_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let AppTest instances run at the same time, as sessions of one server do.
 
-    Each AppTest run installs a stand-in Runtime in a process-wide slot and clears it
-    afterwards, so one finishing run would pull the runtime from under the others.
-    Give every run one shared stand-in and let the per-run swap touch a subclass.
+    Around every run AppTest swaps two process-wide things in and out: a stand-in
+    Runtime, and a patched `config.get_option` that turns on its test bookkeeping.
+    Runs that overlap would undo each other's swaps, so set both once for the whole
+    test and make the per-run swaps touch nothing shared. Each run also compiles the
+    page script anew, and CPython 3.11's compiler is not safe to run from several
+    threads at once: share one script cache, as a server does, so it compiles once.
     """
     shared = MagicMock(spec=Runtime)
     shared.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
     shared.cache_storage_manager = MemoryCacheStorageManager()
     monkeypatch.setattr(Runtime, "_instance", shared)
     monkeypatch.setattr(app_test, "Runtime", type("PerRunRuntime", (Runtime,), {"_instance": None}))
+    monkeypatch.setattr(config, "get_option", build_mock_config_get_option({"global.appTest": True}))
+    monkeypatch.setattr(app_test, "patch_config_options", lambda _overrides: contextlib.nullcontext())
+    script_cache = ScriptCache()
+    monkeypatch.setattr(app_test, "ScriptCache", lambda: script_cache)
 
 
 @pytest.mark.usefixtures("concurrent_app_tests")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -97,6 +98,17 @@ def test_metrics_on_the_same_port(server: str) -> None:
         "app_script_errors_total",
     ):
         assert family in samples, family
+
+
+def test_every_metric_the_alerts_and_dashboard_use_is_exported(server: str) -> None:
+    _, body = get(f"{server}/metrics")
+    exported = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line.startswith("app_")}
+    monitoring = PROJECT_ROOT / "monitoring"
+    used = set()
+    for path in (monitoring / "alerts.yml", monitoring / "grafana" / "dashboards" / "app.json"):
+        used |= set(re.findall(r"\bapp_[a-z_]+", path.read_text()))
+    assert used, "no app metrics found in the monitoring assets"
+    assert used <= exported, f"used but not exported: {sorted(used - exported)}"
 
 
 def test_streamlit_metrics_still_served(server: str) -> None:

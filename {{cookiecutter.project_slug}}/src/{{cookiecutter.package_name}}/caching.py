@@ -24,6 +24,8 @@ _current = threading.local()
 class CachedLoader(Generic[P, R]):
     def __init__(self, function: Callable[P, R], *, ttl: float, max_entries: int) -> None:
         self.name = function.__name__
+        for result in ("hit", "miss"):  # exported as 0 from the start, so rates work at once
+            CACHE_REQUESTS.labels(self.name, result)
 
         @functools.wraps(function)
         def load(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -45,6 +45,8 @@ MEMORY_GUARD_ACTIONS = Counter(
     "Memory guard actions: 'warn' above the warning ratio, 'clear_caches' above the action ratio.",
     ["action"],
 )
+for _action in ("warn", "clear_caches"):
+    MEMORY_GUARD_ACTIONS.labels(_action)  # exported as 0 before the first action
 
 
 class PoolCollector(Collector):

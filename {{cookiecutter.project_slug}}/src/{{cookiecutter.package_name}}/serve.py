@@ -4,6 +4,7 @@ Settings are validated here, at process start, so a bad deployment stops with on
 readable line instead of serving pages that fail on first use.
 """
 
+import importlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +30,9 @@ log = logging.getLogger("{{ cookiecutter.package_name }}.serve")
 
 @asynccontextmanager
 async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    # Import every page now: a broken page fails the deployment, not the first user,
+    # and the loaders' metrics are exported from the first scrape.
+    importlib.import_module("{{ cookiecutter.package_name }}.navigation")
     get_database()  # engines (and the embedded database) ready before the first session
     guard = start_memory_monitoring(settings)
     yield
