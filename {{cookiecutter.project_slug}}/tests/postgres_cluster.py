@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -89,22 +90,35 @@ class Cluster:
 
     # --- life cycle ------------------------------------------------------------
     @classmethod
+    def new(cls, root: Path) -> Cluster:
+        """Addresses only; `start_servers()` creates and starts them."""
+        return cls(root, find_bindir(), free_port(), free_port())
+
+    @classmethod
     def create(cls, root: Path) -> Cluster:
-        cluster = cls(root, find_bindir(), free_port(), free_port())
-        if os.geteuid() == 0:
-            shutil.chown(root, "postgres")
-        cluster._init_primary()
-        cluster.start("primary")
-        cluster._psql("-c", f"CREATE ROLE {USER} LOGIN", "-c", f"CREATE DATABASE {DATABASE} OWNER {USER}")
-        cluster._psql("-d", DATABASE, "-c", "CREATE EXTENSION pg_stat_statements")
-        cluster._as_postgres(
-            str(cluster.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(cluster.primary_port),
-            "-U", "postgres", "-D", str(root / "replica"), "-R", "-X", "stream",
-        )  # fmt: skip
-        cluster._configure("replica", cluster.replica_port)
-        cluster.start("replica")
-        (root / "cluster.json").write_text(json.dumps(asdict(cluster), default=str))
+        """A started primary + replica in `root` (the caller calls `destroy()`)."""
+        cluster = cls.new(root)
+        try:
+            cluster.start_servers()
+        except BaseException:
+            cluster.destroy()
+            raise
         return cluster
+
+    def start_servers(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._init_primary()
+        self.start("primary")
+        self._psql("-c", f"CREATE ROLE {USER} LOGIN", "-c", f"CREATE DATABASE {DATABASE} OWNER {USER}")
+        self._psql("-d", DATABASE, "-c", "CREATE EXTENSION pg_stat_statements")
+        self._as_postgres(
+            str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary_port),
+            "-U", "postgres", "-D", str(self.root / "replica"), "-R", "-X", "stream",
+        )  # fmt: skip
+        self._configure("replica", self.replica_port)
+        self.start("replica")
+        (self.root / "cluster.json").write_text(json.dumps(asdict(self), default=str))
 
     def _psql(self, *args: str) -> None:
         psql = str(self.bindir / "psql")
@@ -164,11 +178,20 @@ def main() -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command to run, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    cluster = Cluster.create(Path(tempfile.mkdtemp(prefix="pg-cluster-")))
+    # A CI timeout or Ctrl-C must still stop the servers: turn SIGTERM into an exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cluster = Cluster.new(Path(tempfile.mkdtemp(prefix="pg-cluster-")))
+    process = None
     try:
+        cluster.start_servers()
         print(f"postgres primary :{cluster.primary_port}, replica :{cluster.replica_port}", flush=True)
-        return subprocess.run(command, env={**os.environ, **cluster.environment()}, check=False).returncode
+        process = subprocess.Popen(command, env={**os.environ, **cluster.environment()})
+        return process.wait()
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the cleanup
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
         cluster.destroy()
 
 
