@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= build/demo
 PORT ?= 8501
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint system-deps clean
+.PHONY: help demo test lint system-deps clean bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +35,16 @@ test: system-deps $(VENV)/.installed ## Run the whole template test suite
 lint: $(VENV)/.installed ## Lint the template's own Python (hooks and tests)
 	$(BIN)/ruff check tests
 	$(BIN)/ruff format --check tests
+
+$(VENV)/.bench-installed: bench/requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed ## Benchmark generated vs naive app (20 sessions x 20), write docs/benchmarks.md
+	BENCH_COMMAND="make bench" $(BIN)/python bench/run.py --out docs $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.bench-installed ## Short benchmark (under 3 minutes), print the table (build/bench/)
+	BENCH_COMMAND="make bench-quick" $(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and rendered demo
 	rm -rf $(VENV) build .pytest_cache

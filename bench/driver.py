@@ -201,7 +201,9 @@ class Session:
     async def act(self, kind: str) -> float | None:
         """Perform one user interaction; the rerun latency, or None when nothing is sent."""
         if kind == "regions":
-            chosen = [r for r in REGION_CHOICES if self.rng.random() < 0.6] or [self.rng.choice(REGION_CHOICES)]
+            chosen = [r for r in REGION_CHOICES if self.rng.random() < 0.6] or [
+                self.rng.choice(REGION_CHOICES)
+            ]
             state = WidgetState()
             state.string_array_value.data.extend(chosen)
             return await self._change("Regions", state)

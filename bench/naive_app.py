@@ -50,9 +50,7 @@ def sales_page():
     cursor.execute("SELECT DISTINCT region FROM sales ORDER BY region")
     regions = [row[0] for row in cursor.fetchall()]
 
-    period = st.date_input(
-        "Period", value=(last - timedelta(days=89), last), min_value=first, max_value=last
-    )
+    period = st.date_input("Period", value=(last - timedelta(days=89), last), min_value=first, max_value=last)
     chosen = st.multiselect("Regions", regions, default=regions)
     if len(period) != 2 or not chosen:
         st.warning("Pick a period and at least one region.")

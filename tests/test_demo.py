@@ -82,9 +82,16 @@ def test_demo_dashboard_renders_and_its_form_writes_the_activity_log(
     expect(page.get_by_test_id("stMetric")).to_have_count(3)
     expect_no_exception(page)
 
-    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_role("button", name="Apply filters").click()  # a rerun that writes the audit log
+    page.wait_for_timeout(2_000)
+    expect_no_exception(page)
+    expect(page.get_by_test_id("stMetric")).to_have_count(3)
+
     page.get_by_role("link", name="Activity").click()
     expect(page.get_by_role("heading", name="Activity log")).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    page.get_by_label("Add a note to the log").fill("Checked in a real browser")
+    page.get_by_role("button", name="Save note").click()
+    expect(page.get_by_text("Note saved.")).to_be_visible(timeout=30_000)
     expect_no_exception(page)
     page.screenshot(path=tmp_path / "activity.png", full_page=True)

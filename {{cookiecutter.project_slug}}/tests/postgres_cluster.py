@@ -115,6 +115,7 @@ class Cluster:
         self._as_postgres(
             str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary_port),
             "-U", "postgres", "-D", str(self.root / "replica"), "-R", "-X", "stream",
+            "--checkpoint=fast",  # do not wait up to a checkpoint interval for the backup to start
         )  # fmt: skip
         self._configure("replica", self.replica_port)
         self.start("replica")
