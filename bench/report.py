@@ -301,13 +301,15 @@ from rerun {memory["fitted_from"]} on is **{slope:+.2f} MiB per 100 reruns**.
   write costing at least BEGIN + INSERT + COMMIT, this workload caps the ratio near {bound:.0f}x
   whatever the cache does.
 - **Latency.** One session alone, a rerun takes a median {percentile(g["alone"], 50):.0f} ms in the
-  generated app and {percentile(n["alone"], 50):.0f} ms in the naive one: the cost is building the page
-  (the `st.line_chart` / `st.bar_chart` specs), not the database. The runs asked for
+  generated app and {percentile(n["alone"], 50):.0f} ms in the naive one: the cost is running the page
+  script and serialising its elements (the naive app's `st.line_chart` / `st.bar_chart` build a
+  chart spec on every rerun, the generated app sends fixed Vega-Lite specs), not the database. The
+  runs asked for
   {g["reruns"] / max(g["elapsed"], 1e-9):.1f} (generated) and {n["reruns"] / max(n["elapsed"], 1e-9):.1f}
   (naive) reruns per second, about {load_g:.1f} and {load_n:.1f} seconds of single-session work per
   second, from one Python process (one script thread runs at a time under the GIL) that shares the
   {info["nproc"]} CPUs with both PostgreSQL servers and the driver: near saturation, with bursty
-  arrivals, reruns queue and the tail grows. Add think time, processes or cheaper charts to move it.
+  arrivals, reruns queue and the tail grows. More processes (pods) per user count move it.
 """
     if notes:
         text += "\n## Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"

@@ -37,6 +37,7 @@ def test_dashboard_renders_kpis_and_charts() -> None:
     app = run_app()
     assert app.title[0].value == "Sales"
     assert [metric.label for metric in app.metric] == ["Revenue", "Units sold", "Revenue per day"]
+    assert len(app.get("vega_lite_chart")) == 2
     assert app.session_state["dashboard_filters"].end == date(2025, 12, 31)
 
 
