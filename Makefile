@@ -32,18 +32,18 @@ system-deps: ## Install the system packages the tests use (Debian/Ubuntu)
 test: system-deps $(VENV)/.installed ## Run the whole template test suite
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## Lint the template's own Python (hooks and tests)
-	$(BIN)/ruff check tests
-	$(BIN)/ruff format --check tests
+lint: $(VENV)/.installed ## Lint the template's own Python (tests and bench)
+	$(BIN)/ruff check tests bench
+	$(BIN)/ruff format --check tests bench
 
 $(VENV)/.bench-installed: bench/requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	touch $@
 
-bench: $(VENV)/.bench-installed ## Benchmark generated vs naive app (20 sessions x 20), write docs/benchmarks.md
+bench: system-deps $(VENV)/.bench-installed ## Benchmark generated vs naive app (20 sessions x 20), write docs/benchmarks.md
 	BENCH_COMMAND="make bench" $(BIN)/python bench/run.py --out docs $(BENCH_ARGS)
 
-bench-quick: $(VENV)/.bench-installed ## Short benchmark (under 3 minutes), print the table (build/bench/)
+bench-quick: system-deps $(VENV)/.bench-installed ## Short benchmark (under 3 minutes), print the table (build/bench/)
 	BENCH_COMMAND="make bench-quick" $(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and rendered demo
