@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -26,7 +25,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from . import images
-from .conftest import BIN_DIR, TEMPLATE_DIR, run
+from .conftest import BIN_DIR, TEMPLATE_DIR, free_port, run
 
 MIB = 1024 * 1024
 RUN_MEMORY_MIB = 512
@@ -44,12 +43,6 @@ def report(label: str, value: str) -> None:
 def env_file(project: Path) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in (project / ".env").read_text().splitlines() if "=" in line)
     return {key.strip(): value.strip() for key, value in pairs if not key.lstrip().startswith("#")}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5) -> str:

@@ -33,7 +33,7 @@ import streamlit.logger
 from sqlalchemy import Engine, delete, event
 from streamlit.testing.v1 import AppTest
 
-from {{ cookiecutter.package_name }}.database.engines import Database, get_database
+from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.database.migrate import upgrade
 from {{ cookiecutter.package_name }}.database.schema import activity_log
 
@@ -60,12 +60,20 @@ def main_app(timeout: float = 60) -> AppTest:
 {%- endif %}
 
 
+def run_app() -> AppTest:
+    """A first run of the whole app, which must not raise."""
+    app = main_app()
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
 class QueryLog:
     """Records every SQL statement the app's engines execute, to prove what the caches save."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, *engines: Engine | None) -> None:
         self.statements: list[str] = []
-        self._engines: list[Engine] = [e for e in (database.primary, database.replica) if e is not None]
+        self._engines = [engine for engine in engines if engine is not None]
         for engine in self._engines:
             event.listen(engine, "before_cursor_execute", self._record)
 
@@ -107,6 +115,7 @@ def fresh_state(schema: None) -> Iterator[None]:
 
 @pytest.fixture
 def query_log() -> Iterator[QueryLog]:
-    log = QueryLog(get_database())
+    database = get_database()
+    log = QueryLog(database.primary, database.replica)
     yield log
     log.close()

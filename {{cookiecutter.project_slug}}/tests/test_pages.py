@@ -8,17 +8,10 @@ from streamlit.testing.v1 import AppTest
 from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.database.schema import activity_log, sales
 
-from .conftest import QueryLog, main_app
+from .conftest import QueryLog, run_app
 
 SALES_QUERY = "sum(sales.units)"  # only daily_sales() aggregates units
 REGIONS_QUERY = "SELECT DISTINCT sales.region"
-
-
-def run_app() -> AppTest:
-    app = main_app()
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def activity_rows() -> list[tuple[str, dict]]:

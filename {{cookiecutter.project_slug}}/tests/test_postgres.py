@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 import streamlit as st
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, event, text
+from sqlalchemy import text
 from streamlit import config
 from streamlit.runtime import Runtime
 from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
@@ -33,7 +33,7 @@ from {{ cookiecutter.package_name }}.database.engines import APPLICATION_NAME, g
 from {{ cookiecutter.package_name }}.queries import record_activity
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-from .conftest import main_app
+from .conftest import QueryLog, main_app, run_app
 from .postgres_cluster import Cluster
 
 REGIONS = ("East", "North", "South", "West")
@@ -51,13 +51,6 @@ def scalar(cluster: Cluster, port: int, sql: str, *params: object) -> object:
     with superuser(cluster, port) as connection, connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
-
-
-def run_app() -> AppTest:
-    app = main_app()
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def apply_regions(app: AppTest, regions: list[str]) -> None:
@@ -78,26 +71,13 @@ def fallbacks() -> float:
     return REGISTRY.get_sample_value("app_db_replica_fallbacks_total") or 0.0
 
 
-class StatementCounter:
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        self._engine = engine
-        event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *_args: object) -> None:
-        self.count += 1
-
-    def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._seen)
-
-
 @pytest.fixture
-def replica_counter(cluster: Cluster) -> Iterator[StatementCounter]:
+def replica_log(cluster: Cluster) -> Iterator[QueryLog]:
     replica = get_database().replica
     assert replica is not None
-    counter = StatementCounter(replica)
-    yield counter
-    counter.close()
+    log = QueryLog(replica)
+    yield log
+    log.close()
 
 
 def test_writes_go_to_the_primary_and_reads_come_back_through_the_replica(cluster: Cluster) -> None:
@@ -209,7 +189,7 @@ def test_cached_query_runs_once_per_parameter_set_across_sessions(cluster: Clust
 
 
 def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
-    cluster: Cluster, replica_counter: StatementCounter
+    cluster: Cluster, replica_log: QueryLog
 ) -> None:
     router = get_database().router
     assert router is not None
@@ -227,11 +207,11 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
     finally:
         cluster.start("replica")
     wait_for(lambda: router.reader() is router.replica and router.healthy, timeout=20, what="recovery")
-    served_by_replica = replica_counter.count
+    served_by_replica = len(replica_log.statements)
     st.cache_data.clear()
     app.run()
     assert not app.exception
-    assert replica_counter.count > served_by_replica
+    assert len(replica_log.statements) > served_by_replica
 
 
 def test_a_primary_restart_is_invisible_to_the_next_rerun(cluster: Cluster) -> None:

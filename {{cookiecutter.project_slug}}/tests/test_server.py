@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +15,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .postgres_cluster import free_port
 
 
 def start_server(port: int, data_dir: Path, **env: str) -> subprocess.Popen[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -71,14 +71,13 @@ class Database:
 
 
 def _connect(engine: Engine) -> Connection:
-    where = engine.url.render_as_string(hide_password=True)
     try:
         return engine.connect()
     except PoolTimeoutError as error:
-        log.warning("pool exhausted database=%s", where)
+        log.warning("pool exhausted database=%s", masked(engine.url))
         raise DatabaseBusyError("no database connection became free in time") from error
     except OperationalError as error:
-        log.warning("connection failed database=%s error=%s", where, type(error.orig).__name__)
+        log.warning("connection failed database=%s error=%s", masked(engine.url), type(error.orig).__name__)
         raise DatabaseUnavailableError("the database cannot be reached") from error
 
 
@@ -168,7 +167,7 @@ def open_database(settings: Settings) -> Database:
     return Database(primary=primary, router=router)
 
 
-def masked(url: str) -> str:
+def masked(url: str | URL) -> str:
     """The URL with its password replaced by ***, safe for logs."""
     return make_url(url).render_as_string(hide_password=True)
 
