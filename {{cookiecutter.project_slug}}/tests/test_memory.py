@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import psutil
@@ -9,7 +11,12 @@ import pytest
 import streamlit as st
 from prometheus_client import REGISTRY
 
-from {{ cookiecutter.package_name }}.memory import MemoryGuard, MemoryProbe, cgroup_memory_limit
+from {{ cookiecutter.package_name }}.memory import (
+    MemoryGuard,
+    MemoryProbe,
+    cgroup_memory_limit,
+    freeze_startup_objects,
+)
 
 MIB = 1024 * 1024
 
@@ -119,3 +126,25 @@ def test_guard_action_empties_the_real_data_caches(cgroup: Path) -> None:
     assert guard.check() == "clear_caches"
     loader(1)
     assert calls == [1, 1]
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.partner: _Node | None = None
+
+
+def test_freezing_start_up_objects_frees_start_up_garbage_first() -> None:
+    # A reference cycle still uncollected at start-up would otherwise be frozen, never freed.
+    gc.disable()  # only freeze_startup_objects may collect the cycle
+    try:
+        first, second = _Node(), _Node()
+        first.partner, second.partner = second, first
+        probe = weakref.ref(first)
+        del first, second
+        frozen_before = gc.get_freeze_count()
+        freeze_startup_objects()
+        assert probe() is None
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+        gc.enable()

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -18,14 +19,14 @@ from .conftest import PROJECT_ROOT
 from .postgres_cluster import free_port
 
 
-def start_server(port: int, data_dir: Path, **env: str) -> subprocess.Popen[str]:
+def start_server(port: int, data_dir: Path, log: IO[str] | None = None, **env: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--server.port", str(port)]
     return subprocess.Popen(
         [*command, "--server.address", "127.0.0.1"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "DATA_DIR": str(data_dir), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log or subprocess.PIPE,
+        stderr=log or subprocess.PIPE,
         text=True,
     )
 
@@ -51,11 +52,17 @@ CGROUP_LIMIT_BYTES = 536_870_912  # what a `--memory 512m` container shows
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-log") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, server_log: Path) -> Iterator[str]:
     port = free_port()
     cgroup = tmp_path_factory.mktemp("cgroup")
     (cgroup / "memory.max").write_text(f"{CGROUP_LIMIT_BYTES}\n")
-    process = start_server(port, tmp_path_factory.mktemp("server-data"), CGROUP_ROOT=str(cgroup))
+    with server_log.open("w") as log:
+        process = start_server(port, tmp_path_factory.mktemp("server-data"), log, CGROUP_ROOT=str(cgroup))
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, process)
@@ -103,6 +110,11 @@ def test_every_metric_the_alerts_and_dashboard_use_is_exported(server: str) -> N
         used |= set(re.findall(r"\bapp_[a-z_]+", path.read_text()))
     assert used, "no app metrics found in the monitoring assets"
     assert used <= exported, f"used but not exported: {sorted(used - exported)}"
+
+
+def test_start_up_sets_nodelay_on_the_listening_socket(server: str, server_log: Path) -> None:
+    # tests/test_tcp.py proves what the setting does; this proves the real server applies it.
+    assert "startup tcp_nodelay_listeners=1" in server_log.read_text()
 
 
 def test_streamlit_metrics_still_served(server: str) -> None:

@@ -15,9 +15,10 @@ import streamlit as st
 
 from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.logs import configure_logging
-from {{ cookiecutter.package_name }}.memory import start_memory_monitoring
+from {{ cookiecutter.package_name }}.memory import freeze_startup_objects, start_memory_monitoring
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
 from {{ cookiecutter.package_name }}.settings import SettingsError, get_settings
+from {{ cookiecutter.package_name }}.tcp import disable_nagle_on_listeners
 
 try:
     settings = get_settings()
@@ -35,6 +36,8 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     importlib.import_module("{{ cookiecutter.package_name }}.navigation")
     get_database()  # engines (and the embedded database) ready before the first session
     guard = start_memory_monitoring(settings)
+    log.info("startup tcp_nodelay_listeners=%d", disable_nagle_on_listeners())
+    freeze_startup_objects()
     yield
     guard.stop()
 
