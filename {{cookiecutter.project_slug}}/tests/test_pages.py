@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.database.schema import activity_log, sales
+from {{ cookiecutter.package_name }}.database.seed import REGIONS
 
 from .conftest import QueryLog, run_app
 
@@ -42,19 +43,37 @@ def test_second_run_is_served_from_the_cache(query_log: QueryLog) -> None:
     assert query_log.count(SALES_QUERY) == 1
 
 
+def revenue_in_database(start: date, end: date, regions: list[str]) -> float:
+    in_filters = sales.c.day.between(start, end), sales.c.region.in_(regions)
+    query = select(func.sum(sales.c.revenue)).where(*in_filters)
+    with get_database().read() as connection:
+        return float(connection.scalar(query))
+
+
 def test_form_submit_applies_filters_and_logs_the_action(query_log: QueryLog) -> None:
     app = run_app()
     app.multiselect[0].set_value(["North"]).run()  # not submitted: nothing applied
-    assert query_log.count(SALES_QUERY) == 1
     assert len(app.session_state["dashboard_filters"].regions) == 4
     app.multiselect[0].set_value(["North"])
     app.button[0].click().run()  # "Apply filters" submits the form
     assert not app.exception
-    assert app.session_state["dashboard_filters"].regions == ("North",)
-    assert query_log.count(SALES_QUERY) == 2
+    filters = app.session_state["dashboard_filters"]
+    assert filters.regions == ("North",)
+    assert app.metric[0].value == f"{revenue_in_database(filters.start, filters.end, ['North']):,.0f}"
+    assert query_log.count(SALES_QUERY) == 1  # same period: regions are picked in memory
     action, context = activity_rows()[-1]
     assert action == "apply_filters"
     assert context["regions"] == ["North"]
+
+
+def test_a_new_period_costs_one_query(query_log: QueryLog) -> None:
+    app = run_app()
+    may = (date(2025, 5, 1), date(2025, 5, 31))
+    app.date_input[0].set_value(may)
+    app.button[0].click().run()
+    assert not app.exception
+    assert query_log.count(SALES_QUERY) == 2
+    assert app.metric[0].value == f"{revenue_in_database(*may, list(REGIONS)):,.0f}"
 
 
 def test_session_state_survives_reruns() -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import date
 from unittest.mock import MagicMock
 
 import psycopg2
@@ -38,6 +39,7 @@ from .postgres_cluster import Cluster
 
 REGIONS = ("East", "North", "South", "West")
 REGION_SETS = [list(combo) for size in (1, 2, 3, 4) for combo in itertools.combinations(REGIONS, size)]
+PERIODS = [(date(2025, month, 1), date(2025, month, 28)) for month in range(1, 13)]
 SALES_QUERY_PATTERN = "%sum(sales.units)%"
 
 
@@ -53,8 +55,10 @@ def scalar(cluster: Cluster, port: int, sql: str, *params: object) -> object:
         return cursor.fetchone()[0]
 
 
-def apply_regions(app: AppTest, regions: list[str]) -> None:
+def apply_filters(app: AppTest, regions: list[str], period: tuple[date, date] | None = None) -> None:
     app.multiselect[0].set_value(regions)
+    if period is not None:
+        app.date_input[0].set_value(period)
     app.button[0].click().run()
     assert not app.exception, app.exception
     assert not app.error, [error.value for error in app.error]
@@ -142,7 +146,8 @@ def test_concurrent_sessions_never_exceed_the_pool(cluster: Cluster) -> None:
     def session(number: int) -> None:
         app = run_app()
         for rerun in range(10):
-            apply_regions(app, REGION_SETS[(number + rerun) % len(REGION_SETS)])
+            index = number + rerun
+            apply_filters(app, REGION_SETS[index % len(REGION_SETS)], PERIODS[index % len(PERIODS)])
 
     st.cache_data.clear()
     sampler = threading.Thread(target=sample)
@@ -165,12 +170,13 @@ def test_cached_query_runs_once_per_parameter_set_across_sessions(cluster: Clust
     st.cache_data.clear()
     scalar(cluster, cluster.replica_port, "SELECT pg_stat_statements_reset()")
     scalar(cluster, cluster.primary_port, "SELECT pg_stat_statements_reset()")
-    parameter_sets = REGION_SETS[:3]
+    periods = PERIODS[:3]
 
     def session(number: int) -> None:
         app = run_app()
         for rerun in range(5):
-            apply_regions(app, parameter_sets[(number + rerun) % len(parameter_sets)])
+            index = number + rerun  # regions change too: they are picked in memory, not queried
+            apply_filters(app, REGION_SETS[index % len(REGION_SETS)], periods[index % len(periods)])
 
     with ThreadPoolExecutor(max_workers=10) as sessions:
         list(sessions.map(session, range(10)))
@@ -183,9 +189,16 @@ def test_cached_query_runs_once_per_parameter_set_across_sessions(cluster: Clust
         )
         for port in (cluster.primary_port, cluster.replica_port)
     )  # fmt: skip
-    distinct = len(parameter_sets) + 1  # plus the default filters every new session starts with
-    print(f"\n10 sessions x 5 reruns: sales query executed {calls} times for {distinct} parameter sets")
+    distinct = len(periods) + 1  # plus the default period every new session starts with
+    print(f"\n10 sessions x 5 reruns: sales query executed {calls} times for {distinct} periods")
     assert 1 <= calls <= distinct
+    # Replica reads run in autocommit: no BEGIN / ROLLBACK round trips around them.
+    transaction_control = scalar(
+        cluster, cluster.replica_port,
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+        " WHERE r.rolname = 'app' AND s.query IN ('BEGIN', 'COMMIT', 'ROLLBACK')",
+    )  # fmt: skip
+    assert transaction_control == 0
 
 
 def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
@@ -216,9 +229,9 @@ def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
 
 def test_a_primary_restart_is_invisible_to_the_next_rerun(cluster: Cluster) -> None:
     app = run_app()
-    apply_regions(app, ["North"])  # a write: the primary pool now holds a connection
+    apply_filters(app, ["North"])  # a write: the primary pool now holds a connection
     cluster.restart("primary")
-    apply_regions(app, ["South"])  # pre-ping replaces the dead connection
+    apply_filters(app, ["South"])  # pre-ping replaces the dead connection
     with get_database().write() as connection:
         actions = connection.scalar(text("SELECT count(*) FROM activity_log WHERE action = 'apply_filters'"))
     assert actions == 2

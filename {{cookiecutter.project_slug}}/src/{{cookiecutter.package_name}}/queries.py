@@ -42,8 +42,12 @@ def region_names() -> tuple[str, ...]:
 
 
 @cached_loader(**CACHE)
-def daily_sales(start: date, end: date, regions: tuple[str, ...]) -> pd.DataFrame:
-    """Units and revenue per day and region, for the dashboard's filters."""
+def daily_sales(start: date, end: date) -> pd.DataFrame:
+    """Units and revenue per day and region over the period, for every region.
+
+    Keyed by the period alone: the frame is at most days x regions rows, and the
+    dashboard picks regions from it in memory, so changing regions never costs a query.
+    """
     query = (
         select(
             sales.c.day,
@@ -51,7 +55,7 @@ def daily_sales(start: date, end: date, regions: tuple[str, ...]) -> pd.DataFram
             func.sum(sales.c.units).label("units"),
             func.sum(sales.c.revenue).label("revenue"),
         )
-        .where(sales.c.day.between(start, end), sales.c.region.in_(regions))
+        .where(sales.c.day.between(start, end))
         .group_by(sales.c.day, sales.c.region)
         .order_by(sales.c.day, sales.c.region)
     )

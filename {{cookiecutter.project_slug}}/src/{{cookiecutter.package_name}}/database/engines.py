@@ -84,6 +84,9 @@ def _connect(engine: Engine) -> Connection:
 def _postgres_engine(url: str, settings: Settings, role: str) -> Engine:
     return create_engine(
         url,
+        # A hot standby takes no writes and every loader is one statement: a transaction
+        # per read would only add a BEGIN and a ROLLBACK round trip to each cache miss.
+        isolation_level="AUTOCOMMIT" if role == "replica" else None,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,

@@ -105,7 +105,8 @@ def render() -> None:
         daily_sales.clear()  # only this loader: other pages keep their cache
         record_activity(session_id(), "refresh_data", filters.as_context(), user_email=user_email())
 
-    frame = daily_sales(filters.start, filters.end, filters.regions)
+    period = daily_sales(filters.start, filters.end)
+    frame = period[period["region"].isin(filters.regions)]
     if frame.empty:
         st.info("No sales match these filters.")
         return
