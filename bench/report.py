@@ -214,6 +214,9 @@ def write(
     cached_p95 = percentile(cached, 95)
     query_ratio = naive["queries_total"] / max(generated["queries_total"], 1)
     read_ratio = naive["queries"]["sales"] / max(generated["queries"]["sales"], 1)
+    writes = generated["queries"]["writes"]
+    # Both apps write the same audit rows; each costs at least an INSERT and a COMMIT.
+    query_ratio_bound = naive["queries_total"] / max(2 * writes, 1)
     slope = memory["slope_mib_per_100"]
 
     def verdict(ok: bool) -> str:
@@ -222,8 +225,11 @@ def write(
     targets = [
         "| Target | Figure | |",
         "|---|---|---|",
-        f"| Queries naive / generated ≥ {TARGET_QUERY_RATIO}x | {query_ratio:.1f}x "
-        f"(reads of `sales` alone: {read_ratio:.1f}x) | {verdict(query_ratio >= TARGET_QUERY_RATIO)} |",
+        f"| Queries naive / generated ≥ {TARGET_QUERY_RATIO}x | all statements {query_ratio:.1f}x "
+        f"(at most {query_ratio_bound:.0f}x while both apps write {writes} audit rows); "
+        f"reads of `sales`, the data the cache serves, {read_ratio:.0f}x | "
+        f"{verdict(query_ratio >= TARGET_QUERY_RATIO)} (all statements); "
+        f"{verdict(read_ratio >= TARGET_QUERY_RATIO)} (cacheable reads) |",
         f"| Generated peak connections ≤ {POOL_LIMIT} per engine | primary {generated['peak_primary']}, "
         f"replica {generated['peak_replica']} (naive: primary {naive['peak_primary']}) | "
         f"{verdict(max(generated['peak_primary'], generated['peak_replica']) <= POOL_LIMIT)} |",
@@ -286,30 +292,39 @@ from rerun {memory["fitted_from"]} on is **{slope:+.2f} MiB per 100 reruns**.
 {chr(10).join(targets)}
 """
     g, n = generated, naive
-    bound = n["queries_total"] / max(g["queries"]["writes"] + 2 * g["queries"]["writes"], 1)
-    load_g = g["reruns"] / max(g["elapsed"], 1e-9) * percentile(g["alone"], 50) / 1000
-    load_n = n["reruns"] / max(n["elapsed"], 1e-9) * percentile(n["alone"], 50) / 1000
+    alone_g, alone_n = percentile(g["alone"], 50), percentile(n["alone"], 50)
     text += f"""
-## What limits the figures
+## What the figures are made of
 
 - **Queries.** Of the generated app's {g["queries_total"]} statements, {g["queries"]["writes"]} are the
-  `activity_log` INSERTs both apps make for the same interactions, {g["queries"]["transactions"]} are
-  BEGIN/COMMIT/ROLLBACK around every pooled checkout (psycopg2 is not in autocommit mode),
-  {g["queries"]["other"]} are pool pre-pings and replica lag checks, and {g["queries"]["activity"]} are
-  reads of the Activity page, which reads the primary and whose cache every write clears. The cached
-  reads of `sales` fall {n["queries"]["sales"] / max(g["queries"]["sales"], 1):.0f}-fold. With every
-  write costing at least BEGIN + INSERT + COMMIT, this workload caps the ratio near {bound:.0f}x
-  whatever the cache does.
-- **Latency.** One session alone, a rerun takes a median {percentile(g["alone"], 50):.0f} ms in the
-  generated app and {percentile(n["alone"], 50):.0f} ms in the naive one: the cost is running the page
-  script and serialising its elements (the naive app's `st.line_chart` / `st.bar_chart` build a
-  chart spec on every rerun, the generated app sends fixed Vega-Lite specs), not the database. The
-  runs asked for
-  {g["reruns"] / max(g["elapsed"], 1e-9):.1f} (generated) and {n["reruns"] / max(n["elapsed"], 1e-9):.1f}
-  (naive) reruns per second, about {load_g:.1f} and {load_n:.1f} seconds of single-session work per
-  second, from one Python process (one script thread runs at a time under the GIL) that shares the
-  {info["nproc"]} CPUs with both PostgreSQL servers and the driver: near saturation, with bursty
-  arrivals, reruns queue and the tail grows. More processes (pods) per user count move it.
+  `activity_log` INSERTs both apps make for the same interactions (the audit trail: one row per
+  *Apply filters*, written before the rerun ends so that no row is lost with the process),
+  {g["queries"]["transactions"]} are the BEGIN/COMMIT around those writes and the BEGIN/ROLLBACK around
+  the Activity page's reads from the primary (replica reads run in autocommit and have none),
+  {g["queries"]["other"]} are pool pre-pings (one per checkout) and connection set-up, and
+  {g["queries"]["activity"]} are reads of the Activity page, which comes from the primary and is read
+  again after each write so that users see their own rows. Reads of `sales` are down to
+  {g["queries"]["sales"]} ({n["queries"]["sales"]} in the naive app): the loader is keyed by period,
+  regions are picked from its frame in memory, and the sessions pick from four periods, most of
+  which the warm-up and one-session runs had already cached (the steady state of a server that
+  has been up a while; a cold cache adds one read per period). What remains is writes and
+  reads of rows those writes just changed: no cache can serve them without losing rows or
+  showing stale ones, so the ratio over all statements is bounded by the writes
+  (at most {query_ratio_bound:.0f}x here), whatever the cache does.
+- **Latency.** One session alone, a rerun takes a median {alone_g:.0f} ms in the generated app and
+  {alone_n:.0f} ms in the naive one. Much of the difference is Streamlit's own cost per rerun, not the
+  database. Streamlit binds its
+  listening socket in a way that keeps asyncio from setting TCP_NODELAY, so on a plain Streamlit server
+  (the naive app) every rerun's frames after the first wait for the client's delayed ACK (40 ms on
+  Linux); and Streamlit runs a full `gc.collect()` after every rerun, which walks every object pandas,
+  pyarrow and SQLAlchemy created at import. The generated app sets TCP_NODELAY on the listening
+  socket and freezes its start-up objects out of the collector (`tcp.py`, `memory.py`); measured with
+  one session while building them, the two took a cached rerun from about 80 ms to about 15 ms. Under
+  load the
+  generated app served {g["reruns"] / max(g["elapsed"], 1e-9):.1f} reruns per second from one process
+  on {info["nproc"]} CPUs shared with both PostgreSQL servers and the driver, at p50 {g["p50"]:.0f} ms and
+  p95 {g["p95"]:.0f} ms; the naive app, with {alone_n:.0f} ms of work per rerun, queued to p50
+  {n["p50"]:.0f} ms and p95 {n["p95"]:.0f} ms.
 """
     if notes:
         text += "\n## Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
