@@ -431,6 +431,9 @@ def test_production_scales_and_survives_disruption_and_dev_stays_small(render: R
     assert deployment["spec"]["replicas"] == 1
     assert find(dev, "Cluster", CLUSTER)["spec"]["instances"] == 1
     assert container_environment(dev, deployment)["LOG_LEVEL"] == "debug"
+    # Demo sales rows in dev only: production starts with the schema and no made-up data.
+    assert container_environment(dev, deployment)["SEED_DEMO_DATA"] == "true"
+    assert container_environment(prod, find(prod, "Deployment", SLUG))["SEED_DEMO_DATA"] == "false"
     dev_cpu = app_container(deployment)["resources"]["requests"]["cpu"]
     prod_cpu = app_container(find(prod, "Deployment", SLUG))["resources"]["requests"]["cpu"]
     assert millicores(dev_cpu) < millicores(prod_cpu)

@@ -7,7 +7,7 @@ set -eu
 
 if [ -n "${DATABASE_URL:-}" ] && [ "${RUN_MIGRATIONS:-true}" != "false" ]; then
     echo "entrypoint: applying database migrations" >&2
-    python -m {{ cookiecutter.package_name }}.database.migrate --demo-data
+    python -m {{ cookiecutter.package_name }}.database.migrate  # demo rows only if SEED_DEMO_DATA=true
 fi
 
 exec "$@"

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +37,7 @@ from {{ cookiecutter.package_name }}.database.engines import APPLICATION_NAME, g
 from {{ cookiecutter.package_name }}.queries import record_activity
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-from .conftest import QueryLog, main_app, run_app
+from .conftest import PROJECT_ROOT, QueryLog, main_app, run_app
 from .postgres_cluster import Cluster
 
 REGIONS = ("East", "North", "South", "West")
@@ -272,3 +275,41 @@ def test_sessions_are_bounded_and_named_on_the_server(cluster: Cluster) -> None:
             name = connection.scalar(text("SHOW application_name"))
         assert timeout_ms == settings.db_statement_timeout_ms
         assert name == f"{APPLICATION_NAME}-{role}"
+
+
+def test_migrations_insert_demo_rows_only_when_asked(cluster: Cluster) -> None:
+    admin = superuser(cluster, cluster.primary_port)
+    try:
+        with admin.cursor() as cursor:  # outside a transaction: CREATE DATABASE needs that
+            cursor.execute("DROP DATABASE IF EXISTS seed_check")
+            cursor.execute("CREATE DATABASE seed_check OWNER app")
+    finally:
+        admin.close()
+
+    seed_check_url = cluster.url(cluster.primary_port, "seed_check")
+
+    def migrate(seed: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DATABASE_URL": seed_check_url, "SEED_DEMO_DATA": seed}
+        env.pop("DATABASE_REPLICA_URL", None)
+        command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.database.migrate"]
+        return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    def sales_rows() -> int:
+        connection = psycopg2.connect(seed_check_url.replace("postgresql+psycopg2", "postgresql"))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM sales")
+                return int(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    bad = migrate("maybe")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "{{ cookiecutter.project_slug }}: invalid configuration: "
+        "SEED_DEMO_DATA='maybe' must be true or false (default False)"
+    ]
+    assert migrate("false").returncode == 0
+    assert sales_rows() == 0  # production: the schema, no made-up sales
+    assert migrate("true").returncode == 0
+    assert sales_rows() > 0

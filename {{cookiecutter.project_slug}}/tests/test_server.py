@@ -36,10 +36,10 @@ def get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-def wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_healthy(base: str, process: subprocess.Popen[str], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None, f"server exited {process.returncode}:\n{log.read_text()}"
         try:
             if get(f"{base}/_stcore/health") == (200, "ok"):
                 return
@@ -65,7 +65,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_log: Path) -> Iterat
         process = start_server(port, tmp_path_factory.mktemp("server-data"), log, CGROUP_ROOT=str(cgroup))
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, process)
+        wait_healthy(base, process, server_log)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)

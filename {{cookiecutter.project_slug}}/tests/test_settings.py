@@ -41,6 +41,8 @@ def test_values_are_parsed() -> None:
         ("SHOW_SYSTEM_PAGE", "maybe", "SHOW_SYSTEM_PAGE='maybe' must be true or false"),
         ("DATABASE_URL", "mysql://u:p@h/db", "DATABASE_URL uses 'mysql'; supported:"),
         ("DATABASE_URL", "not a url", "DATABASE_URL is not a database URL"),
+        ("DATABASE_URL", "sqlite:///app.db", "leave it unset for the embedded SQLite file in DATA_DIR"),
+        ("SEED_DEMO_DATA", "maybe", "SEED_DEMO_DATA='maybe' must be true or false"),
     ],
 )
 def test_bad_values_name_the_setting(name: str, value: str, expected: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-SUPPORTED_DATABASES = ("postgresql", "postgresql+psycopg2", "sqlite")
+SUPPORTED_DATABASES = ("postgresql", "postgresql+psycopg2")
 {%- if cookiecutter.auth == "oidc" %}
 OIDC_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 {%- endif %}
@@ -50,6 +50,7 @@ class Settings:
     memory_check_interval_s: float
     cgroup_root: Path
     show_system_page: bool
+    seed_demo_data: bool
 {%- if cookiecutter.auth == "oidc" %}
     auth_allowed_domains: frozenset[str]
     auth_allowed_emails: frozenset[str]
@@ -149,7 +150,9 @@ class _Reader:
             return None
         if url.drivername not in SUPPORTED_DATABASES:
             supported = ", ".join(SUPPORTED_DATABASES)
-            self.errors.append(f"{name} uses {url.drivername!r}; supported: {supported}")
+            embedded = " (leave it unset for the embedded SQLite file in DATA_DIR)"
+            hint = embedded if url.drivername.startswith("sqlite") else ""
+            self.errors.append(f"{name} uses {url.drivername!r}; supported: {supported}{hint}")
             return None
         return raw
 
@@ -199,6 +202,7 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
         memory_check_interval_s=read.number("MEMORY_CHECK_INTERVAL_S", 5.0, minimum=0.1, maximum=600),
         cgroup_root=Path(read.text("CGROUP_ROOT", "/sys/fs/cgroup")),
         show_system_page=read.flag("SHOW_SYSTEM_PAGE", False),
+        seed_demo_data=read.flag("SEED_DEMO_DATA", False),
 {%- if cookiecutter.auth == "oidc" %}
         auth_allowed_domains=read.lower_set("AUTH_ALLOWED_DOMAINS"),
         auth_allowed_emails=read.lower_set("AUTH_ALLOWED_EMAILS"),

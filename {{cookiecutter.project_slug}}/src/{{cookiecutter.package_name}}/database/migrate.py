@@ -1,13 +1,16 @@
-"""Apply Alembic migrations (and optionally the demo data).
+"""Apply Alembic migrations, and the demo data if asked to.
 
 Run before the app starts: `make migrate` locally, the container entrypoint in
 Docker and Kubernetes. The app itself only migrates the embedded SQLite file.
+Demo rows go into an empty `sales` table with `--demo-data` or SEED_DEMO_DATA=true
+(docker compose and the dev overlay set it; production leaves it off).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -38,17 +41,20 @@ def upgrade(engine: Engine, *, with_demo_data: bool) -> None:
 
 def main() -> None:
     from ..logs import configure_logging
-    from ..settings import get_settings
+    from ..settings import SettingsError, get_settings
     from .engines import create_primary_engine
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo-data", action="store_true", help="insert demo rows if empty")
     args = parser.parse_args()
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        sys.exit(f"{{ cookiecutter.project_slug }}: invalid configuration: {error}")
     configure_logging(settings.log_level)
     engine = create_primary_engine(settings)
     try:
-        upgrade(engine, with_demo_data=args.demo_data)
+        upgrade(engine, with_demo_data=args.demo_data or settings.seed_demo_data)
     finally:
         engine.dispose()
     log.info("migrations applied database=%s", engine.url.render_as_string(hide_password=True))
