@@ -103,7 +103,7 @@ def test_writes_go_to_the_primary_and_reads_come_back_through_the_replica(cluste
 
 
 @pytest.fixture
-def concurrent_app_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+def concurrent_app_tests(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> None:
     """Let AppTest instances run at the same time, as sessions of one server do.
 
     Around every run AppTest swaps two process-wide things in and out: a stand-in
@@ -111,7 +111,8 @@ def concurrent_app_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     Runs that overlap would undo each other's swaps, so set both once for the whole
     test and make the per-run swaps touch nothing shared. Each run also compiles the
     page script anew, and CPython 3.11's compiler is not safe to run from several
-    threads at once: share one script cache, as a server does, so it compiles once.
+    threads at once: share one script cache, as a server does, and fill it (and load
+    whatever the pages import lazily) with one session on this thread before the others.
     """
     shared = MagicMock(spec=Runtime)
     shared.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
@@ -122,6 +123,7 @@ def concurrent_app_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_test, "patch_config_options", lambda _overrides: contextlib.nullcontext())
     script_cache = ScriptCache()
     monkeypatch.setattr(app_test, "ScriptCache", lambda: script_cache)
+    apply_filters(run_app(), REGION_SETS[0], PERIODS[-1])
 
 
 @pytest.mark.usefixtures("concurrent_app_tests")
