@@ -309,7 +309,7 @@ def test_migrations_insert_demo_rows_only_when_asked(cluster: Cluster) -> None:
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [
         "{{ cookiecutter.project_slug }}: invalid configuration: "
-        "SEED_DEMO_DATA='maybe' must be true or false (default False)"
+        "SEED_DEMO_DATA='maybe' must be true or false (default false)"
     ]
     assert migrate("false").returncode == 0
     assert sales_rows() == 0  # production: the schema, no made-up sales

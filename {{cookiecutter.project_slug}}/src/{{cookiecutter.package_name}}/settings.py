@@ -98,7 +98,8 @@ class _Reader:
         try:
             return parse(raw)
         except ValueError:
-            self.errors.append(f"{name}={raw!r} {rule} (default {default})")
+            shown = str(default).lower() if isinstance(default, bool) else default  # as it is written
+            self.errors.append(f"{name}={raw!r} {rule} (default {shown})")
             return default
 
     def integer(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
