@@ -46,14 +46,16 @@ PERIODS = [(date(2025, month, 1), date(2025, month, 28)) for month in range(1, 1
 SALES_QUERY_PATTERN = "%sum(sales.units)%"
 
 
-def superuser(cluster: Cluster, port: int) -> psycopg2.extensions.connection:
-    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="app")
-    connection.autocommit = True
+def superuser(cluster: Cluster, port: int, database: str = "app") -> psycopg2.extensions.connection:
+    connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname=database)
+    connection.autocommit = True  # no transaction block: CREATE DATABASE and friends work too
     return connection
 
 
-def scalar(cluster: Cluster, port: int, sql: str, *params: object) -> object:
-    with superuser(cluster, port) as connection, connection.cursor() as cursor:
+def scalar(cluster: Cluster, port: int, sql: str, *params: object, database: str = "app") -> object:
+    # closing(), not `with connection`: psycopg2's own context manager opens a transaction
+    # and leaves the connection open.
+    with contextlib.closing(superuser(cluster, port, database)) as connection, connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
@@ -280,13 +282,9 @@ def test_sessions_are_bounded_and_named_on_the_server(cluster: Cluster) -> None:
 
 
 def test_migrations_insert_demo_rows_only_when_asked(cluster: Cluster) -> None:
-    admin = superuser(cluster, cluster.primary_port)
-    try:
-        with admin.cursor() as cursor:  # outside a transaction: CREATE DATABASE needs that
-            cursor.execute("DROP DATABASE IF EXISTS seed_check")
-            cursor.execute("CREATE DATABASE seed_check OWNER app")
-    finally:
-        admin.close()
+    with contextlib.closing(superuser(cluster, cluster.primary_port)) as admin, admin.cursor() as cursor:
+        cursor.execute("DROP DATABASE IF EXISTS seed_check")
+        cursor.execute("CREATE DATABASE seed_check OWNER app")
 
     seed_check_url = cluster.url(cluster.primary_port, "seed_check")
 
@@ -297,13 +295,7 @@ def test_migrations_insert_demo_rows_only_when_asked(cluster: Cluster) -> None:
         return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
 
     def sales_rows() -> int:
-        connection = psycopg2.connect(seed_check_url.replace("postgresql+psycopg2", "postgresql"))
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM sales")
-                return int(cursor.fetchone()[0])
-        finally:
-            connection.close()
+        return int(scalar(cluster, cluster.primary_port, "SELECT count(*) FROM sales", database="seed_check"))
 
     bad = migrate("maybe")
     assert bad.returncode == 1

@@ -42,7 +42,7 @@ def upgrade(engine: Engine, *, with_demo_data: bool) -> None:
 def main() -> None:
     from ..logs import configure_logging
     from ..settings import SettingsError, get_settings
-    from .engines import create_primary_engine
+    from .engines import create_primary_engine, masked
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo-data", action="store_true", help="insert demo rows if empty")
@@ -57,7 +57,7 @@ def main() -> None:
         upgrade(engine, with_demo_data=args.demo_data or settings.seed_demo_data)
     finally:
         engine.dispose()
-    log.info("migrations applied database=%s", engine.url.render_as_string(hide_password=True))
+    log.info("migrations applied database=%s", masked(engine.url))
 
 
 if __name__ == "__main__":
