@@ -64,5 +64,5 @@ def test_writes_are_visible_to_the_next_read() -> None:
     assert recent_activity(10).empty
     record_activity("s", "apply_filters", {"regions": ["East"]})
     assert list(recent_activity(10)["action"]) == ["apply_filters"]
-    with get_database().read() as connection:
+    with get_database().read(fresh=True) as connection:
         assert connection.scalar(select(func.count()).select_from(activity_log)) == 1

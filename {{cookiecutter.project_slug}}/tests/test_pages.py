@@ -16,7 +16,8 @@ REGIONS_QUERY = "SELECT DISTINCT sales.region"
 
 
 def activity_rows() -> list[tuple[str, dict]]:
-    with get_database().read() as connection:
+    # From the primary: the audit row was just written, a replica may not have replayed it yet.
+    with get_database().read(fresh=True) as connection:
         query = select(activity_log.c.action, activity_log.c.widget_context).order_by(activity_log.c.id)
         return [(row.action, row.widget_context) for row in connection.execute(query)]
 
@@ -128,7 +129,7 @@ def test_hostile_text_is_stored_verbatim_and_breaks_nothing() -> None:
         assert not app.exception, app.exception
         assert app.success[0].value == "Note saved."
         assert text in set(app.dataframe[0].value["note"])
-    with get_database().read() as connection:
+    with get_database().read(fresh=True) as connection:  # the notes were just written
         assert connection.scalar(select(func.count()).select_from(sales)) == sales_rows
         notes = connection.execute(select(activity_log.c.note).where(activity_log.c.action == "note"))
         assert sorted(notes.scalars()) == sorted(HOSTILE_INPUTS)
