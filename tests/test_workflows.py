@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from .conftest import BIN_DIR, TEMPLATE_DIR, run
+from .pre_commit_local import as_local
 from .tooling import render_project
 
 PINS: dict[str, dict[str, str]] = {
@@ -19,6 +20,10 @@ PINS: dict[str, dict[str, str]] = {
     if not action.startswith("_")
 }
 # `uses: owner/repo@<commit> # vX.Y.Z`: a full commit hash, and the release it is.
+# Every value of the options that change which files exist.
+PRE_COMMIT_CASES = [{}, {"auth": "oidc"}, {"include_kubernetes": "no", "include_github_actions": "no"}]
+# Hook environments survive between runs, beside the test virtualenv.
+PRE_COMMIT_HOME = BIN_DIR.parent / "pre-commit-cache"
 USES = re.compile(r"uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?:\s+#\s*(?P<version>\S+))?")
 
 
@@ -125,7 +130,7 @@ def test_release_pushes_one_cached_attested_build_and_prints_its_digest(project:
 def test_dependabot_sends_at_most_two_pull_requests_a_week(project: Path) -> None:
     config = yaml.safe_load((project / ".github" / "dependabot.yml").read_text())
     ecosystems = {update["package-ecosystem"]: update for update in config["updates"]}
-    assert set(ecosystems) == {"uv", "docker", "github-actions"}
+    assert set(ecosystems) == {"uv", "docker", "github-actions", "pre-commit"}
     # One group per ecosystem, or a group shared across ecosystems: each group is one PR.
     pull_requests = set(config.get("multi-ecosystem-groups", {}))
     for name, update in ecosystems.items():
@@ -139,3 +144,25 @@ def test_dependabot_sends_at_most_two_pull_requests_a_week(project: Path) -> Non
     shared = config.get("multi-ecosystem-groups", {}).values()
     assert all(group["schedule"]["interval"] == "weekly" for group in shared)
     assert len(pull_requests) <= 2
+
+
+@pytest.mark.parametrize(
+    "answers", PRE_COMMIT_CASES, ids=lambda answers: ",".join(answers.values()) or "defaults"
+)
+def test_pre_commit_passes_on_a_fresh_render(tmp_path: Path, answers: dict[str, str]) -> None:
+    """The shipped hooks, installed from PyPI (see tests/pre_commit_local.py), on every file."""
+    project = render_project(tmp_path, **answers)
+    shipped = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    local_config = tmp_path / "pre-commit-local.yaml"
+    local_config.write_text(yaml.safe_dump(as_local(shipped), sort_keys=False))
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    # mypy runs from the project's locked environment (`uv run --frozen`): only with a uv.lock.
+    skip = "" if (project / "uv.lock").is_file() else "mypy"
+    command = [str(BIN_DIR / "pre-commit"), "run", "--all-files", "--show-diff-on-failure"]
+    result = run(
+        [*command, "--config", str(local_config)], project, PRE_COMMIT_HOME=str(PRE_COMMIT_HOME), SKIP=skip
+    )
+    for hook_id in (hook["id"] for repo in shipped["repos"] for hook in repo["hooks"]):
+        outcome = "Skipped" if hook_id == skip else "Passed"
+        assert re.search(rf"^{hook_id}\.+{outcome}$", result.stdout, re.MULTILINE), result.stdout
