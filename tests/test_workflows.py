@@ -1,4 +1,7 @@
-"""GitHub workflows and Dependabot configs, the template's and a render's: audited, valid, pinned."""
+"""GitHub workflows and Dependabot configs, the template's and a render's: audited, valid, pinned.
+
+Also the generated project's pre-commit hooks, run on renders of every option value.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +22,18 @@ PINS: dict[str, dict[str, str]] = {
     for action, pin in json.loads((TEMPLATE_DIR / ".github" / "action-pins.json").read_text()).items()
     if not action.startswith("_")
 }
-# `uses: owner/repo@<commit> # vX.Y.Z`: a full commit hash, and the release it is.
-# Every value of the options that change which files exist.
-PRE_COMMIT_CASES = [{}, {"auth": "oidc"}, {"include_kubernetes": "no", "include_github_actions": "no"}]
+# Every value of the options that change which files exist or what they hold, in four renders.
+PRE_COMMIT_CASES = [
+    {},
+    {"auth": "oidc", "open_source_license": "Apache-2.0"},
+    {"include_kubernetes": "no", "include_github_actions": "no", "open_source_license": "BSD-3-Clause"},
+    {"open_source_license": "Proprietary"},
+]
 # Hook environments and mypy's cache survive between runs, beside the test virtualenv:
 # mypy checks the same third-party packages in every render (about 45 s each when cold).
 PRE_COMMIT_HOME = BIN_DIR.parent / "pre-commit-cache"
 MYPY_CACHE_DIR = BIN_DIR.parent / "mypy-cache"
+# `uses: owner/repo@<commit> # vX.Y.Z`: a full commit hash, and the release it is.
 USES = re.compile(r"uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?:\s+#\s*(?P<version>\S+))?")
 
 
@@ -165,7 +173,8 @@ def test_dependabot_sends_at_most_two_pull_requests_a_week(project: Path) -> Non
 )
 def test_pre_commit_passes_on_a_fresh_render(tmp_path: Path, answers: dict[str, str]) -> None:
     """The shipped hooks, installed from PyPI (see tests/pre_commit_local.py), on every file."""
-    project = render_project(tmp_path, **answers)
+    # mypy runs on the Python of .python-version: the build machines have 3.11 (no downloads).
+    project = render_project(tmp_path, python_version="3.11", **answers)
     shipped = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
     local_config = tmp_path / "pre-commit-local.yaml"
     local_config.write_text(yaml.safe_dump(as_local(shipped), sort_keys=False))
