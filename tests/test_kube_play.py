@@ -11,9 +11,14 @@ What the test substitutes, and why (nothing else in the pod spec changes):
 - the Secret is handed to podman as a podman secret in the form `secretKeyRef` reads
   (a JSON map of base64 values), with the rendered Secret's own values: podman 4.3
   turns a Secret document into a podman secret it then cannot read back;
-- `hostAliases` point the CloudNativePG Service names (-rw, -ro, -r) at the test's
-  servers, which listen on the host side of a podman network of the test's own (its
-  gateway, and a second address on the same bridge for the replica): no cluster DNS;
+- `hostAliases` point the CloudNativePG Service names (-rw, -ro, -r, and the prod
+  overlay's Pooler Services) at the test's servers, which listen on the host side of
+  a podman network of the test's own (its gateway, and a second address on the same
+  bridge for the replica): there is no cluster DNS;
+- podman 4.3 publishes every containerPort on the host port of the same number (the
+  kubelet publishes none without `hostPort`): the test gives each a `hostPort` on a
+  free loopback port, so pods of one Deployment can run side by side. The test itself
+  reaches the pod on its own IP and containerPort, as the kubelet's probes do;
 - podman 4.3 ignores `terminationGracePeriodSeconds` (its stop timeout stays 10 s), so
   the test stops the pod as the kubelet does: SIGTERM, then SIGKILL after the grace
   period (`podman stop --time`). It has no `preStop` either; that sleep only waits for
@@ -31,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -50,7 +56,7 @@ import yaml
 from playwright.sync_api import expect, sync_playwright
 
 from . import images
-from .conftest import run
+from .conftest import free_port, run
 from .tooling import find_tool, render_project
 
 SLUG = "streamlit-dashboard"
@@ -82,6 +88,11 @@ class Network:
     gateway: str  # the primary listens here
     second: str  # the replica listens here: the same bridge, another address
     interface: str
+    poolers: dict[str, str]  # PgBouncer for the prod overlay's Poolers, by type: more addresses
+
+    @property
+    def added(self) -> list[str]:
+        return [self.second, *self.poolers.values()]
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +101,15 @@ def network() -> Iterator[Network]:
     name = f"st-prod-kube-{uuid.uuid4().hex[:8]}"
     podman("network", "create", name)
     anchor = f"{name}-anchor"
-    added = None
+    added: list[str] = []
     try:
         info = json.loads(podman("network", "inspect", name).stdout)[0]
         subnet = info["subnets"][0]
-        hosts = list(ipaddress.ip_network(subnet["subnet"]).hosts())
-        net = Network(name, subnet["subnet"], subnet["gateway"], str(hosts[-1]), info["network_interface"])
+        hosts = [str(host) for host in ipaddress.ip_network(subnet["subnet"]).hosts()]
+        poolers = {"rw": hosts[-2], "ro": hosts[-3]}
+        net = Network(
+            name, subnet["subnet"], subnet["gateway"], hosts[-1], info["network_interface"], poolers
+        )
         # The bridge (and the gateway address on it) exists only while a container uses it.
         podman(
             "run",
@@ -110,13 +124,14 @@ def network() -> Iterator[Network]:
             "3600",
         )
         prefix = ipaddress.ip_network(net.subnet).prefixlen
-        subprocess.run(["ip", "addr", "add", f"{net.second}/{prefix}", "dev", net.interface], check=True)
-        added = f"{net.second}/{prefix}"
+        for address in net.added:
+            subprocess.run(["ip", "addr", "add", f"{address}/{prefix}", "dev", net.interface], check=True)
+            added.append(f"{address}/{prefix}")
         yield net
     finally:
-        if added:
+        for address in added:
             subprocess.run(
-                ["ip", "addr", "del", added, "dev", info["network_interface"]], capture_output=True
+                ["ip", "addr", "del", address, "dev", info["network_interface"]], capture_output=True
             )
         podman("rm", "--force", "--time", "0", anchor, check=False)
         podman("network", "rm", "--force", name, check=False)
@@ -232,6 +247,48 @@ def servers(network: Network) -> Iterator[Servers]:
         servers.stop()
 
 
+@contextlib.contextmanager
+def pgbouncers(network: Network, login: dict[str, str], database: str) -> Iterator[dict[str, Path]]:
+    """What the prod overlay's Poolers run: PgBouncer in transaction mode on port 5432, one per
+    type, in front of the primary (rw) and the replica (ro). Yields each one's log file."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.access(binary, os.X_OK):
+        pytest.fail("pgbouncer is not installed: run scripts/install-system-deps.sh")
+    root = Path(tempfile.mkdtemp(prefix="st-prod-kube-pgbouncer-"))
+    servers = {"rw": network.gateway, "ro": network.second}
+    (root / "users.txt").write_text(f'"{login["username"]}" "{login["password"]}"\n')
+    processes = []
+    try:
+        for kind, listen in network.poolers.items():
+            (root / f"{kind}.ini").write_text(
+                f"[databases]\n{database} = host={servers[kind]} port={DB_PORT} dbname={database}\n"
+                f"[pgbouncer]\nlisten_addr = {listen}\nlisten_port = {DB_PORT}\nunix_socket_dir =\n"
+                f"auth_type = scram-sha-256\nauth_file = {root / 'users.txt'}\npool_mode = transaction\n"
+                f"logfile = {root / kind}.log\npidfile = {root / kind}.pid\n"
+            )
+        if os.geteuid() == 0:  # PgBouncer refuses to run as root
+            for path in (root, *root.iterdir()):
+                shutil.chown(path, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        for kind, listen in network.poolers.items():
+            processes.append(
+                subprocess.Popen(
+                    [*prefix, binary, "--quiet", str(root / f"{kind}.ini")], start_new_session=True
+                )
+            )
+            deadline = time.monotonic() + 10
+            while subprocess.run(["pg_isready", "-q", "-h", listen, "-p", str(DB_PORT)]).returncode == 2:
+                assert time.monotonic() < deadline, f"pgbouncer on {listen} did not start"
+                time.sleep(0.1)
+        yield {kind: root / f"{kind}.log" for kind in network.poolers}
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # --- The render, its image and its manifests ----------------------------------------------------
 
 
@@ -329,12 +386,12 @@ def prepare(docs: list[Doc], image: str, network: Network, workdir: Path, name: 
     played["metadata"]["name"] = name
     spec = played["spec"]["template"]["spec"]
     app_container(spec)["image"] = image
+    for port in app_container(spec).get("ports", []):  # see the module docstring
+        port.update(hostIP="127.0.0.1", hostPort=free_port())
     cluster = find(docs, "Cluster")["metadata"]["name"]
     aliases = {network.gateway: [f"{cluster}-rw"], network.second: [f"{cluster}-ro", f"{cluster}-r"]}
-    for pooler in (doc for doc in docs if doc["kind"] == "Pooler"):  # PgBouncer: see test_pgbouncer.py
-        aliases[network.gateway if pooler["spec"]["type"] == "rw" else network.second].append(
-            pooler["metadata"]["name"]
-        )
+    for pooler in (doc for doc in docs if doc["kind"] == "Pooler"):
+        aliases[network.poolers[pooler["spec"]["type"]]] = [pooler["metadata"]["name"]]
     spec["hostAliases"] = [{"ip": ip, "hostnames": names} for ip, names in aliases.items()]
     secret_name = f"{name}-db-credentials"
     secrets = set()
@@ -448,7 +505,7 @@ def browse(url: str) -> None:
             page = browser.new_page()
             page.goto(url)
             expect(page.get_by_role("heading", name="Sales")).to_be_visible(timeout=60_000)
-            page.get_by_role("button", name="Refresh data").click()
+            page.get_by_role("button", name="Refresh data").click(timeout=90_000)  # a busy machine
             page.wait_for_timeout(2_000)
             expect(page.get_by_test_id("stException")).to_have_count(0)
         finally:
@@ -467,7 +524,9 @@ def test_overlay_pod_runs_under_podman_kube_play(
     pod = prepare(docs, app_image, network, tmp_path, name)
     login, config = pod.login, pod.config
     servers.fresh_database(login["username"], login["password"], config["DB_NAME"])
-    with running(pod, network):
+    poolers = any(doc["kind"] == "Pooler" for doc in docs)
+    bouncers = pgbouncers(network, login, config["DB_NAME"]) if poolers else contextlib.nullcontext({})
+    with bouncers as pooler_logs, running(pod, network):
         taken = wait_started(pod)
         report(f"{overlay}: startupProbe passed after", f"{taken:.1f} s")
         for kind in ("readinessProbe", "livenessProbe"):
@@ -518,6 +577,8 @@ def test_overlay_pod_runs_under_podman_kube_play(
             host=network.second,
         )  # fmt: skip
         assert replica_sessions > 0, "the app never connected to the replica behind the -ro/-r name"
+        for kind, log in pooler_logs.items():  # the prod overlay: through PgBouncer, both ways
+            assert f"login attempt: db={config['DB_NAME']} user={login['username']}" in log.read_text(), kind
         passed, outcome = probe_once(pod, pod.app["livenessProbe"])
         assert passed, f"livenessProbe after the session: {outcome}"
 
@@ -690,3 +751,45 @@ def test_upgrade_migrates_once_and_moves_the_session_to_the_new_pod(
         service.close()
         for pod in (old, *new):
             remove(pod)
+
+
+# --- The cluster workflow (it cannot run here: no cluster, no registry) ----------------------------
+
+WORKFLOW = ".github/workflows/kind.yml"
+
+
+@pytest.mark.parametrize(
+    ("kubernetes", "actions"), [("yes", "yes"), ("no", "yes"), ("yes", "no")], ids=lambda v: v
+)
+def test_kind_workflow_ships_only_with_kubernetes_and_actions(
+    kubernetes: str, actions: str, tmp_path: Path
+) -> None:
+    project = render_project(tmp_path, include_kubernetes=kubernetes, include_github_actions=actions)
+    assert (project / WORKFLOW).exists() == (kubernetes == actions == "yes")
+
+
+def test_kind_workflow_is_manual_pinned_least_privilege_and_fails_when_not_ready(project: Path) -> None:
+    text = (project / WORKFLOW).read_text()
+    workflow = yaml.safe_load(text)
+    assert workflow[True] == {"workflow_dispatch": None}, (
+        "manual dispatch only"
+    )  # YAML 1.1 reads `on` as True
+    assert workflow["permissions"] == {}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read"} and job["timeout-minutes"] <= 60
+    steps = job["steps"]
+    for step in steps:
+        if "uses" in step:
+            line = next(line for line in text.splitlines() if f"uses: {step['uses']}" in line)
+            assert re.fullmatch(r"\s*- uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d[\w.]*", line), line
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    script = "\n".join(step.get("run", "") for step in steps if step.get("if") != "failure()")
+    assert "|| true" not in script and "set +e" not in script, "a failed wait must fail the run"
+    assert "kind load docker-image" in script and "kubectl apply -k deploy/overlays/dev" in script
+    assert re.search(r"wait --for=condition=Ready cluster/\S+ --timeout=\d+s", script)
+    assert re.search(r"rollout status deployment/\S+ --timeout=\d+s", script)
+    assert re.search(rf"curl --fail .*\n?.*http://{SLUG}/_stcore/health", script)
+    # The image the workflow loads is the one the dev overlay deploys.
+    images = find(kustomize(project, "dev"), "Deployment", SLUG)["spec"]["template"]["spec"]["containers"]
+    assert workflow["env"]["IMAGE"] == app_container({"containers": images})["image"]

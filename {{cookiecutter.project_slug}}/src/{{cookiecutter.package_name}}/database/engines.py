@@ -85,8 +85,8 @@ def _connect(engine: Engine) -> Connection:
 def _postgres_engine(
     url: str, settings: Settings, role: str, *, pooled: bool = False, bounded: bool = True
 ) -> Engine:
-    direct = bounded and not pooled
-    timeout = {"options": f"-c statement_timeout={settings.db_statement_timeout_ms}"} if direct else {}
+    at_start = bounded and not pooled  # behind a transaction pooler: per transaction instead
+    timeout = {"options": f"-c statement_timeout={settings.db_statement_timeout_ms}"} if at_start else {}
     engine = create_engine(
         url,
         # A hot standby takes no writes and every loader is one statement: a transaction
@@ -113,15 +113,15 @@ def _postgres_engine(
 def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
     """statement_timeout for each transaction, for PgBouncer in transaction mode.
 
-    PgBouncer refuses the `options` startup parameter, and a session-level SET would
-    stay on a server connection that other clients get next. SET LOCAL ends with the
-    transaction, on the server connection that ran it.
+    PgBouncer refuses the `options` startup parameter (CloudNativePG's Poolers drop it
+    silently), and a session-level SET would stay on a server connection that other
+    clients get next. SET LOCAL ends with the transaction, on the connection that ran it.
     """
 
     @event.listens_for(engine, "begin")
     def _set_timeout(conn: Connection) -> None:
         # The raw cursor: executing through `conn` here would begin the transaction again.
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = conn.connection.cursor()
         try:
             cursor.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
         finally:
