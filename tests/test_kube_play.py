@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg2
 import pytest
 import yaml
@@ -793,3 +794,45 @@ def test_kind_workflow_is_manual_pinned_least_privilege_and_fails_when_not_ready
     # The image the workflow loads is the one the dev overlay deploys.
     images = find(kustomize(project, "dev"), "Deployment", SLUG)["spec"]["template"]["spec"]["containers"]
     assert workflow["env"]["IMAGE"] == app_container({"containers": images})["image"]
+
+
+# --- The prod overlay's Poolers, statically ----------------------------------------------------------
+
+POOLER_MISTAKES = [
+    ("spec.pgbouncer.poolMode", "Transaction"),
+    ("spec.type", "primary"),
+    ("spec.instances", "2"),
+    ("spec.pgbouncer.parameters.default_pool_size", 20),
+    ("spec.pgbouncer.parameters.listen_port", "6432"),  # the operator owns it
+    ("spec.cluster", "streamlit-dashboard-db"),
+]
+
+
+def test_prod_poolers_pool_transactions_within_the_connection_budget(project: Path) -> None:
+    docs = kustomize(project, "prod")
+    cluster = find(docs, "Cluster")
+    poolers = {doc["spec"]["type"]: doc for doc in docs if doc["kind"] == "Pooler"}
+    assert set(poolers) == {"rw", "ro"}
+    schema = json.loads((Path(__file__).parent / "schemas/postgresql.cnpg.io_v1_Pooler.json").read_text())
+    max_connections = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
+    config = find(docs, "ConfigMap")["data"]
+    per_pod = int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"])  # per engine, so per Pooler
+    hpa = find(docs, "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    for kind, pooler in poolers.items():
+        jsonschema.validate(pooler, schema)
+        spec = pooler["spec"]
+        assert spec["cluster"]["name"] == cluster["metadata"]["name"]
+        assert spec["pgbouncer"]["poolMode"] == "transaction"
+        parameters = spec["pgbouncer"]["parameters"]
+        # rw reaches the primary, ro the replica: each instance serves one Pooler's servers.
+        servers = spec["instances"] * int(parameters["default_pool_size"])
+        assert servers <= 0.9 * max_connections, kind
+        assert hpa * per_pod <= spec["instances"] * int(parameters["max_client_conn"]), kind
+    for path, value in POOLER_MISTAKES:
+        doc = copy.deepcopy(poolers["rw"])
+        *parents, last = path.split(".")
+        node = doc
+        for key in parents:
+            node = node[key]
+        node[last] = value
+        assert not jsonschema.Draft202012Validator(schema).is_valid(doc), f"{path}={value!r}"
