@@ -356,7 +356,6 @@ def mebibytes(quantity: str) -> int:
 class Pod:
     """One `podman kube play` of the app Deployment, and what the test needs to drive it."""
 
-    deployment: Doc  # as rendered, before the test's substitutions
     spec: Doc  # the pod spec that ran
     config: dict[str, str]  # the app ConfigMap's data
     login: dict[str, str]  # the Secret's values
@@ -387,8 +386,7 @@ class Pod:
 
 def prepare(docs: list[Doc], image: str, network: Network, workdir: Path, name: str) -> Pod:
     """The app Deployment with the test's substitutions (module docstring), written for kube play."""
-    deployment = find(docs, "Deployment", SLUG)
-    played = copy.deepcopy(deployment)
+    played = copy.deepcopy(find(docs, "Deployment", SLUG))
     played["metadata"]["name"] = name
     spec = played["spec"]["template"]["spec"]
     app_container(spec)["image"] = image
@@ -413,7 +411,7 @@ def prepare(docs: list[Doc], image: str, network: Network, workdir: Path, name: 
     file = workdir / f"{name}.yaml"
     file.write_text(yaml.safe_dump_all([*config_maps, played]))
     config = {key: value for config_map in config_maps for key, value in config_map["data"].items()}
-    return Pod(deployment, spec, config, login, file, secret_name)
+    return Pod(spec, config, login, file, secret_name)
 
 
 def play(pod: Pod, network: Network) -> None:
@@ -541,8 +539,10 @@ def test_overlay_pod_runs_under_podman_kube_play(
 
         # The manifest's user, read-only root and emptyDir volumes.
         context = {**pod.spec.get("securityContext", {}), **pod.app.get("securityContext", {})}
-        assert pod.exec("id", "-u").stdout.strip() == str(context["runAsUser"])
-        assert pod.exec("id", "-g").stdout.strip() == str(context["runAsGroup"])
+        # PID 1 is the server (the entrypoint exec's it): its real, effective, saved and fs ids.
+        status = dict(line.split(":", 1) for line in pod.exec("cat", "/proc/1/status").stdout.splitlines())
+        assert set(status["Uid"].split()) == {str(context["runAsUser"])}, status["Uid"]
+        assert set(status["Gid"].split()) == {str(context["runAsGroup"])}, status["Gid"]
         assert context["readOnlyRootFilesystem"] is True
         denied = pod.exec("touch", "/app/written", check=False)
         assert denied.returncode != 0 and "Read-only file system" in denied.stderr, denied
