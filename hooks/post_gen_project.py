@@ -23,6 +23,7 @@ def prune() -> None:
     unwanted = {
         "deploy": not INCLUDE_KUBERNETES,
         ".github": not INCLUDE_GITHUB_ACTIONS,
+        ".github/workflows/kind.yml": not INCLUDE_KUBERNETES,
         "LICENSE": not OPEN_SOURCE,
         str(PACKAGE / "auth.py"): not OIDC,
         "tests/test_auth.py": not OIDC,

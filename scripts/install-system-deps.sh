@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages the template's test suite drives for real:
 # Chromium (browser tests), PostgreSQL (primary + replica), podman (image and compose
-# runs), debootstrap (stand-in base images), prometheus (promtool). Skips what is
-# already there; needs root or sudo.
+# runs; catatonit for the pause container of `podman kube play` pods), debootstrap
+# (stand-in base images), prometheus (promtool), pgbouncer (the transaction-mode pooler
+# test). Skips what is already there; needs root or sudo.
 set -euo pipefail
 
-packages=(chromium postgresql podman runc debootstrap prometheus)
+packages=(chromium postgresql podman runc catatonit debootstrap prometheus pgbouncer)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -28,6 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
             $sudo pg_ctlcluster "$version" "$cluster" stop 2>/dev/null || true
         done
     fi
+    # Likewise the packaged pgbouncer: tests start their own on free ports.
+    if [ -x /etc/init.d/pgbouncer ]; then $sudo /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true; fi
 fi
 
 # Rootful podman inside a VM without systemd needs explicit limits and runc.

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DATABASES = ("postgresql", "postgresql+psycopg2")
+# Without DATABASE_URL, the URLs are built from these (Kubernetes: a ConfigMap and a Secret).
+DB_PARTS_REQUIRED = ("DB_HOST", "DB_NAME", "DB_USER")
+DB_PARTS_OPTIONAL = ("DB_PASSWORD", "DB_PORT", "DB_REPLICA_HOST", "DB_DIRECT_HOST")
 {%- if cookiecutter.auth == "oidc" %}
 OIDC_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 {%- endif %}
@@ -34,6 +37,8 @@ class Settings:
     log_level: str
     database_url: str | None
     database_replica_url: str | None
+    database_direct_url: str | None  # migrations: straight to the primary, past any pooler
+    db_transaction_pooling: bool  # the hosts are PgBouncer in transaction mode
     data_dir: Path
     db_pool_size: int
     db_max_overflow: int
@@ -159,6 +164,36 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def database_urls(self) -> tuple[str | None, str | None, str | None]:
+        """(primary, replica, direct): DATABASE_URL and DATABASE_REPLICA_URL, else DB_* parts.
+
+        The parts let Kubernetes pass the password from a Secret without assembling a URL
+        from $(VAR) references, which only the kubelet expands.
+        """
+        if self._raw("DATABASE_URL") or self._raw("DATABASE_REPLICA_URL"):
+            return self.database_url("DATABASE_URL"), self.database_url("DATABASE_REPLICA_URL"), None
+        given = [name for name in (*DB_PARTS_REQUIRED, *DB_PARTS_OPTIONAL) if self._raw(name)]
+        if not given:
+            return None, None, None
+        missing = [name for name in DB_PARTS_REQUIRED if not self._raw(name)]
+        if missing:
+            self.errors.append(
+                f"database settings are partly given ({', '.join(given)}); also set {', '.join(missing)}"
+                " or set DATABASE_URL instead"
+            )
+            return None, None, None
+        port = self.integer("DB_PORT", 5432, minimum=1, maximum=65535)
+
+        def url(host_name: str) -> str | None:
+            host = self._raw(host_name)
+            if host is None:
+                return None
+            user, password, database = self._raw("DB_USER"), self._raw("DB_PASSWORD"), self._raw("DB_NAME")
+            parts = URL.create("postgresql+psycopg2", user, password, host, port, database)
+            return parts.render_as_string(hide_password=False)
+
+        return url("DB_HOST"), url("DB_REPLICA_HOST"), url("DB_DIRECT_HOST")
 {%- if cookiecutter.auth == "oidc" %}
 
     def lower_set(self, name: str) -> frozenset[str]:
@@ -182,11 +217,14 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
         source = {**_secrets(), **os.environ}
     read = _Reader(source)
     memory_limit_mib = read.integer("MEMORY_LIMIT_MIB", {{ cookiecutter.memory_limit_mib }}, minimum=128)
+    database_url, database_replica_url, database_direct_url = read.database_urls()
     settings = Settings(
         environment=read.choice("APP_ENV", "production", ("production", "development")),
         log_level=read.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
-        database_url=read.database_url("DATABASE_URL"),
-        database_replica_url=read.database_url("DATABASE_REPLICA_URL"),
+        database_url=database_url,
+        database_replica_url=database_replica_url,
+        database_direct_url=database_direct_url,
+        db_transaction_pooling=read.flag("DB_TRANSACTION_POOLING", False),
         data_dir=Path(read.text("DATA_DIR", "data")),
         db_pool_size=read.integer("DB_POOL_SIZE", 5, minimum=1, maximum=100),
         db_max_overflow=read.integer("DB_MAX_OVERFLOW", 5, minimum=0, maximum=100),
@@ -213,6 +251,8 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
     )
     if settings.database_replica_url and not settings.database_url:
         read.errors.append("DATABASE_REPLICA_URL is set but DATABASE_URL is not; set both or neither")
+    if settings.db_transaction_pooling and settings.database_url and not settings.database_direct_url:
+        read.errors.append("DB_TRANSACTION_POOLING=true needs DB_DIRECT_HOST, the primary without the pooler")
     if settings.memory_warn_ratio >= settings.memory_act_ratio:
         read.errors.append("MEMORY_WARN_RATIO must be below MEMORY_ACT_RATIO")
     if read.errors:

@@ -24,6 +24,7 @@ from ..metrics import POOLS, QUERY_DURATION
 from ..settings import Settings, get_settings
 from .errors import DatabaseBusyError, DatabaseUnavailableError
 from .replica import ReplicaRouter
+from .upgrade import upgrade
 
 APPLICATION_NAME = "{{ cookiecutter.project_slug }}"
 log = logging.getLogger(__name__)
@@ -81,12 +82,17 @@ def _connect(engine: Engine) -> Connection:
         raise DatabaseUnavailableError("the database cannot be reached") from error
 
 
-def _postgres_engine(url: str, settings: Settings, role: str) -> Engine:
-    return create_engine(
+def _postgres_engine(
+    url: str, settings: Settings, role: str, *, pooled: bool = False, bounded: bool = True
+) -> Engine:
+    at_start = bounded and not pooled  # behind a transaction pooler: per transaction instead
+    timeout = {"options": f"-c statement_timeout={settings.db_statement_timeout_ms}"} if at_start else {}
+    engine = create_engine(
         url,
         # A hot standby takes no writes and every loader is one statement: a transaction
         # per read would only add a BEGIN and a ROLLBACK round trip to each cache miss.
-        isolation_level="AUTOCOMMIT" if role == "replica" else None,
+        # Behind a transaction pooler the timeout needs a transaction to live in.
+        isolation_level="AUTOCOMMIT" if role == "replica" and not pooled else None,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
@@ -96,9 +102,30 @@ def _postgres_engine(url: str, settings: Settings, role: str) -> Engine:
             "application_name": f"{APPLICATION_NAME}-{role}",
             "connect_timeout": 5,
             # Bounds what one slow query can hold, server side.
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            **timeout,
         },
     )
+    if bounded and pooled:
+        _timeout_per_transaction(engine, settings.db_statement_timeout_ms)
+    return engine
+
+
+def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
+    """statement_timeout for each transaction, for PgBouncer in transaction mode.
+
+    PgBouncer refuses the `options` startup parameter (CloudNativePG's Poolers drop it
+    silently), and a session-level SET would stay on a server connection that other
+    clients get next. SET LOCAL ends with the transaction, on the connection that ran it.
+    """
+
+    @event.listens_for(engine, "begin")
+    def _set_timeout(conn: Connection) -> None:
+        # The raw cursor: executing through `conn` here would begin the transaction again.
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        finally:
+            cursor.close()
 
 
 def _sqlite_engine(settings: Settings) -> Engine:
@@ -144,22 +171,34 @@ def _instrument(engine: Engine, role: str, settings: Settings) -> None:
 def create_primary_engine(settings: Settings) -> Engine:
     if settings.database_url is None:
         return _sqlite_engine(settings)
-    return _postgres_engine(settings.database_url, settings, "primary")
+    pooled = settings.db_transaction_pooling
+    return _postgres_engine(settings.database_url, settings, "primary", pooled=pooled)
+
+
+def create_migration_engine(settings: Settings) -> Engine:
+    """The primary without a pooler in between (DB_DIRECT_HOST), for the migration lock.
+
+    No statement timeout: waiting for another pod's migration, or a long ALTER, is not
+    a slow page. The startupProbe bounds the whole start instead.
+    """
+    if settings.database_url is None:
+        return _sqlite_engine(settings)
+    url = settings.database_direct_url or settings.database_url
+    return _postgres_engine(url, settings, "primary", bounded=False)
 
 
 def open_database(settings: Settings) -> Database:
     primary = create_primary_engine(settings)
     _instrument(primary, "primary", settings)
     if settings.database_url is None:
-        from .migrate import upgrade
-
         # The embedded file is the zero-setup demo: bring it up to date on first use.
         upgrade(primary, with_demo_data=True)
         log.info("database ready primary=sqlite path=%s", settings.sqlite_path)
         return Database(primary=primary)
     router = None
     if settings.database_replica_url:
-        replica = _postgres_engine(settings.database_replica_url, settings, "replica")
+        pooled = settings.db_transaction_pooling
+        replica = _postgres_engine(settings.database_replica_url, settings, "replica", pooled=pooled)
         _instrument(replica, "replica", settings)
         router = ReplicaRouter(primary, replica, settings.db_replica_max_lag_s, settings.db_replica_recheck_s)
     log.info(
