@@ -795,10 +795,22 @@ def test_kind_workflow_is_manual_pinned_least_privilege_and_fails_when_not_ready
     assert "kind load docker-image" in script and "kubectl apply -k deploy/overlays/dev" in script
     assert re.search(r"wait --for=condition=Ready cluster/\S+ --timeout=\d+s", script)
     assert re.search(r"rollout status deployment/\S+ --timeout=\d+s", script)
-    assert re.search(rf"curl --fail .*\n?.*http://{SLUG}/_stcore/health", script)
-    # The image the workflow loads is the one the dev overlay deploys.
-    images = find(kustomize(project, "dev"), "Deployment", SLUG)["spec"]["template"]["spec"]["containers"]
-    assert workflow["env"]["IMAGE"] == app_container({"containers": images})["image"]
+    assert re.search(r'curl --fail .*\n?.*"http://\$APP/_stcore/health"', script)
+    # Workflows are copied unrendered: the step that names things reads pyproject.toml. Run it as
+    # the runner would; the image it loads must be the one the dev overlay deploys.
+    naming = next(step["run"] for step in steps if "GITHUB_ENV" in step.get("run", ""))
+    github_env = project / "github.env"
+    subprocess.run(
+        ["bash", "-e", "-c", naming],
+        cwd=project,
+        env={**os.environ, "GITHUB_ENV": str(github_env)},
+        check=True,
+    )
+    names = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+    github_env.unlink()
+    deployment = find(kustomize(project, "dev"), "Deployment", names["APP"])
+    assert deployment["metadata"]["namespace"] == names["NAMESPACE"]
+    assert names["IMAGE"] == app_container(deployment["spec"]["template"]["spec"])["image"]
 
 
 # --- The prod overlay's Poolers, statically ----------------------------------------------------------
