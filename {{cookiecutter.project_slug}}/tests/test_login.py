@@ -25,7 +25,12 @@ from .postgres_cluster import free_port
 
 ANALYST, ADMIN = "analyst@example.com", "admin@example.com"  # conftest.py allows example.com
 OUTSIDER, UNVERIFIED = "mallory@evil.test", "unverified@example.com"
-WAIT_MS = 30_000
+WAIT_MS = 60_000  # generous: CI machines are shared and slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium_path() -> str:
+    return chromium()  # checked first: without a browser, skip before starting servers
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +59,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
 
 
 @pytest.fixture(scope="module")
-def browser(tls: TLS) -> Iterator[Browser]:
-    executable = chromium()
+def browser(chromium_path: str, tls: TLS) -> Iterator[Browser]:
     # Chromium trusts the test certificate's key by its hash, not every certificate.
     args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={tls.spki_sha256}"]
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=args)
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=args)
         yield launched
         launched.close()
 
@@ -90,7 +94,7 @@ def sign_in(page: Page, app: Server, email: str) -> float:
     log_in.wait_for(timeout=WAIT_MS)
     started = time.perf_counter()
     log_in.click()
-    page.get_by_label("Subject").fill(email)  # the provider's own login form
+    page.locator("input[name=sub]").fill(email)  # the provider's own login form
     page.get_by_role("button", name="Authorize", exact=True).click()
     page.wait_for_url(f"{app.url}/**", timeout=WAIT_MS)
     expect(page.get_by_test_id("stAlert").or_(page.get_by_role("heading", name="Sales"))).to_be_visible(
@@ -210,7 +214,7 @@ def test_a_misconfigured_provider_gives_one_message_and_a_useful_log_line(
         page.goto(server.url)
         page.get_by_role("button", name="Log in").click(timeout=WAIT_MS)
         if fault == "wrong client secret":
-            page.get_by_label("Subject").fill(ANALYST)
+            page.locator("input[name=sub]").fill(ANALYST)
             page.get_by_role("button", name="Authorize", exact=True).click()
         expect(page.get_by_test_id("stAlert")).to_have_count(1, timeout=WAIT_MS)
         expect(page.get_by_text(SIGN_IN_FAILED_MESSAGE)).to_be_visible()
