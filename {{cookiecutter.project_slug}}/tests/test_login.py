@@ -197,6 +197,15 @@ def test_the_auth_cookie_is_secure_over_https(
     assert cookies and all(cookie["httpOnly"] and cookie["secure"] for cookie in cookies), cookies
 
 
+def test_declining_at_the_provider_shows_the_message(app: Server, page: Page) -> None:
+    page.goto(app.url)
+    page.get_by_role("button", name="Log in").click(timeout=WAIT_MS)
+    page.locator("button[value=deny]").click(timeout=WAIT_MS)  # the provider's "Deny" button
+    expect(page.get_by_text(SIGN_IN_FAILED_MESSAGE)).to_be_visible(timeout=WAIT_MS)
+    expect_prompt(page)
+    assert "sign_in_failed step=callback provider_error=access_denied" in app.log.read_text()
+
+
 @pytest.mark.parametrize("fault", ["unreachable metadata URL", "wrong client secret"])
 def test_a_misconfigured_provider_gives_one_message_and_a_useful_log_line(
     provider: Provider, page: Page, tmp_path: Path, fault: str

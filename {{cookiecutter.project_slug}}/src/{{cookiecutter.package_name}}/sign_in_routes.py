@@ -93,8 +93,8 @@ async def _log_failure(scope: Scope, config: Mapping[str, Any]) -> None:
         return
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     error = re.sub(r"[^A-Za-z0-9_.-]", "", query.get("error", [""])[0])[:64]
-    if error:
-        log.error("sign_in_failed step=callback provider_error=%s fix=%r", error, CREDENTIALS_HINT)
+    if error:  # e.g. access_denied: the user declined, or is not assigned to the app
+        log.error("sign_in_failed step=callback provider_error=%s", error)
     else:  # Streamlit's warning above says whether the token exchange failed or the callback was stale
         log.error("sign_in_failed step=token_exchange fix=%r", CREDENTIALS_HINT)
 
