@@ -206,7 +206,7 @@ def test_declining_at_the_provider_shows_the_message(app: Server, page: Page) ->
     assert "sign_in_failed step=callback provider_error=access_denied" in app.log.read_text()
 
 
-@pytest.mark.parametrize("fault", ["unreachable metadata URL", "wrong client secret"])
+@pytest.mark.parametrize("fault", ["unreachable provider", "wrong metadata URL", "wrong client secret"])
 def test_a_misconfigured_provider_gives_one_message_and_a_useful_log_line(
     provider: Provider, page: Page, tmp_path: Path, fault: str
 ) -> None:
@@ -215,6 +215,9 @@ def test_a_misconfigured_provider_gives_one_message_and_a_useful_log_line(
     if fault == "wrong client secret":
         auth["client_secret"] = "wrong-" + auth["client_secret"]
         expected_log = "sign_in_failed step=token_exchange"
+    elif fault == "wrong metadata URL":
+        auth["server_metadata_url"] = f"{provider.url}/realms/typo/.well-known/openid-configuration"
+        expected_log = f"sign_in_failed step=login problem='{auth['server_metadata_url']} answered HTTP 404'"
     else:
         auth["server_metadata_url"] = f"http://localhost:{free_port()}/.well-known/openid-configuration"
         expected_log = f"sign_in_failed step=login problem='{auth['server_metadata_url']} cannot be fetched"
