@@ -26,7 +26,10 @@ def prune() -> None:
         ".github/workflows/kind.yml": not INCLUDE_KUBERNETES,
         "LICENSE": not OPEN_SOURCE,
         str(PACKAGE / "auth.py"): not OIDC,
+        str(PACKAGE / "sign_in_routes.py"): not OIDC,
         "tests/test_auth.py": not OIDC,
+        "tests/test_login.py": not OIDC,
+        "tests/login_support.py": not OIDC,
     }
     for name, remove in unwanted.items():
         path = PROJECT / name

@@ -34,10 +34,13 @@ def test_generated_project_lints_and_passes_its_own_tests(tmp_path: Path, answer
     )
     run(["make", "install"], cwd=project)
     run(["make", "lint"], cwd=project)
-    summary = pytest_summary(run(["make", "test"], cwd=project).stdout)
+    output = run(["make", "test", "PYTEST_ARGS=-rA"], cwd=project).stdout  # -rA: list every passed test
+    summary = pytest_summary(output)
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= 20, summary
     assert "failed" not in summary and "error" not in summary, summary
+    if answers.get("auth") == "oidc":  # the real provider + Chromium sign-in ran, not skipped
+        assert len(re.findall(r"^PASSED tests/test_login\.py::", output, re.MULTILINE)) >= 10, output[-6000:]
 
 
 def test_generated_project_passes_against_real_postgres(tmp_path: Path) -> None:

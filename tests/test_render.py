@@ -92,7 +92,7 @@ def test_oidc_wires_login_and_a_fresh_cookie_secret(cookies: Any) -> None:
     assert len(secrets["auth"]["cookie_secret"]) >= 24
     assert "change-me" not in secrets["auth"]["cookie_secret"]
     assert any(
-        dep.startswith("authlib")
+        dep.startswith("streamlit[auth]")  # Authlib and httpx for st.login
         for dep in tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
     )
 
@@ -123,12 +123,16 @@ def test_turned_off_parts_leave_no_trace(cookies: Any) -> None:
     assert not (project / ".github").exists()
     assert not (project / "src" / "streamlit_dashboard" / "auth.py").exists()
     assert not (project / "tests" / "test_auth.py").exists()
+    assert not (project / "tests" / "test_login.py").exists()
+    assert not (project / "tests" / "login_support.py").exists()
+    assert not (project / "src" / "streamlit_dashboard" / "sign_in_routes.py").exists()
     for path in text_files(project):
         text = path.read_text()
         assert "deploy/" not in text or path.name == ".gitignore", path
         assert "kubectl" not in text, path
         assert ".github" not in text, path
         assert "st.login" not in text and "AUTH_" not in text and "authlib" not in text, path
+        assert "streamlit[auth]" not in text and "oidc-provider-mock" not in text, path
 
 
 def test_local_secrets_are_fresh_and_gitignored(cookies: Any) -> None:

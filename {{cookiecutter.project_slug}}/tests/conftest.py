@@ -43,7 +43,12 @@ streamlit.logger.set_log_level("error")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAIN_SCRIPT = PROJECT_ROOT / "src" / "{{ cookiecutter.package_name }}" / "main.py"
 {%- if cookiecutter.auth == "oidc" %}
-ANALYST = {"is_logged_in": True, "email": "analyst@example.com", "name": "Ana Analyst"}
+ANALYST = {
+    "is_logged_in": True,
+    "email": "analyst@example.com",
+    "email_verified": True,
+    "name": "Ana Analyst",
+}
 
 
 def main_app(user: dict[str, object] | None = None, timeout: float = 60) -> AppTest:

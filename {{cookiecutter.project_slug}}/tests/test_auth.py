@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from {{ cookiecutter.package_name }}.auth import is_admin, is_allowed
+from {{ cookiecutter.package_name }}.auth import email_is_verified, is_admin, is_allowed
 from {{ cookiecutter.package_name }}.settings import get_settings, load_settings
 
 from .conftest import main_app
 
-ADMIN = {"is_logged_in": True, "email": "admin@example.com", "name": "Ada Admin"}
-OUTSIDER = {"is_logged_in": True, "email": "mallory@evil.test", "name": "Mallory"}
+ADMIN = {"is_logged_in": True, "email": "admin@example.com", "email_verified": True, "name": "Ada Admin"}
+OUTSIDER = {"is_logged_in": True, "email": "mallory@evil.test", "email_verified": True, "name": "Mallory"}
 
 
 @pytest.mark.parametrize(
@@ -32,19 +32,35 @@ def test_allow_list(email: str, allowed: bool) -> None:
     settings = load_settings(
         {"AUTH_ALLOWED_DOMAINS": "example.com", "AUTH_ALLOWED_EMAILS": "guest@partner.org"}
     )
-    assert is_allowed(email, settings) is allowed
+    assert is_allowed(email, True, settings) is allowed
 
 
 def test_empty_allow_list_admits_every_signed_in_user() -> None:
     settings = replace(get_settings(), auth_allowed_domains=frozenset(), auth_allowed_emails=frozenset())
-    assert is_allowed("anyone@anywhere.test", settings)
+    assert is_allowed("anyone@anywhere.test", True, settings)
+    assert is_allowed("anyone@anywhere.test", False, settings)  # nothing to compare the address with
+
+
+@pytest.mark.parametrize("claims", [{"email_verified": False}, {}, {"email_verified": "false"}])
+def test_an_unverified_address_passes_no_allow_list(claims: dict[str, object]) -> None:
+    settings = load_settings({"AUTH_ALLOWED_DOMAINS": "example.com", "AUTH_ADMIN_EMAILS": "ana@example.com"})
+    verified = email_is_verified(claims, settings)
+    assert not verified  # a missing claim counts as unverified
+    assert not is_allowed("ana@example.com", verified, settings)
+    assert not is_admin("ana@example.com", verified, settings)
+
+
+def test_the_verified_claim_can_be_named_for_entra_id() -> None:
+    settings = load_settings({"AUTH_EMAIL_VERIFIED_CLAIM": "xms_edov"})
+    assert email_is_verified({"xms_edov": True}, settings)
+    assert not email_is_verified({"email_verified": True}, settings)
 
 
 def test_admins_come_from_the_admin_list() -> None:
     settings = load_settings({"AUTH_ADMIN_EMAILS": "Admin@Example.com, ops@example.com"})
-    assert is_admin("admin@example.com", settings)
-    assert is_admin("ops@example.com", settings)
-    assert not is_admin("ana@example.com", settings)
+    assert is_admin("admin@example.com", True, settings)
+    assert is_admin("ops@example.com", True, settings)
+    assert not is_admin("ana@example.com", True, settings)
 
 
 def test_partial_oidc_configuration_fails_fast() -> None:
@@ -79,6 +95,13 @@ def test_user_outside_the_allow_list_is_turned_away() -> None:
     app = main_app(user=OUTSIDER).run()
     assert not app.exception
     assert "not allowed" in app.error[0].value
+    assert not app.title and not app.metric
+
+
+def test_an_unverified_address_is_turned_away() -> None:
+    app = main_app(user={**OUTSIDER, "email": "ana@example.com", "email_verified": False}).run()
+    assert not app.exception
+    assert "not verified" in app.error[0].value
     assert not app.title and not app.metric
 
 

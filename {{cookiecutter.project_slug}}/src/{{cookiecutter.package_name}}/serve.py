@@ -12,12 +12,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+{%- if cookiecutter.auth == "oidc" %}
+from starlette.middleware import Middleware
+{%- endif %}
 
 from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.memory import freeze_startup_objects, start_memory_monitoring
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
 from {{ cookiecutter.package_name }}.settings import SettingsError, get_settings
+{%- if cookiecutter.auth == "oidc" %}
+from {{ cookiecutter.package_name }}.sign_in_routes import SignInRoutes
+{%- endif %}
 from {{ cookiecutter.package_name }}.tcp import disable_nagle_on_listeners
 
 try:
@@ -52,6 +58,7 @@ app = st.App(
     Path(__file__).with_name("main.py"),
 {%- if cookiecutter.auth == "oidc" %}
     secrets={"auth": settings.oidc} if settings.oidc else None,
+    middleware=[Middleware(SignInRoutes)],  # Secure auth cookies over https, sign-in failures shown
 {%- endif %}
     routes=[metrics_route()],
     lifespan=lifespan,

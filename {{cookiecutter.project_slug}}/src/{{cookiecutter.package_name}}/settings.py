@@ -60,6 +60,7 @@ class Settings:
     auth_allowed_domains: frozenset[str]
     auth_allowed_emails: frozenset[str]
     auth_admin_emails: frozenset[str]
+    auth_email_verified_claim: str  # the claim that must be true before an e-mail counts
     oidc: dict[str, str] | None  # the [auth] secrets, when given as AUTH_* variables
 {%- endif %}
 
@@ -246,6 +247,7 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
         auth_allowed_domains=read.lower_set("AUTH_ALLOWED_DOMAINS"),
         auth_allowed_emails=read.lower_set("AUTH_ALLOWED_EMAILS"),
         auth_admin_emails=read.lower_set("AUTH_ADMIN_EMAILS"),
+        auth_email_verified_claim=read.text("AUTH_EMAIL_VERIFIED_CLAIM", "email_verified"),
         oidc=read.oidc(),
 {%- endif %}
     )
