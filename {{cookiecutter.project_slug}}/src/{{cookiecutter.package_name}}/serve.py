@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+from starlette.middleware import Middleware
 
+from {{ cookiecutter.package_name }}.database.budget import check_connection_budget
 from {{ cookiecutter.package_name }}.database.engines import get_database
+from {{ cookiecutter.package_name }}.internal_endpoints import InternalEndpointGuard
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.memory import freeze_startup_objects, start_memory_monitoring
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
@@ -34,7 +37,8 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     # Import every page now: a broken page fails the deployment, not the first user,
     # and the loaders' metrics are exported from the first scrape.
     importlib.import_module("{{ cookiecutter.package_name }}.navigation")
-    get_database()  # engines (and the embedded database) ready before the first session
+    database = get_database()  # engines (and the embedded database) ready before the first session
+    check_connection_budget(database, settings)
     guard = start_memory_monitoring(settings)
     log.info("startup tcp_nodelay_listeners=%d", disable_nagle_on_listeners())
     freeze_startup_objects()
@@ -54,6 +58,8 @@ app = st.App(
     secrets={"auth": settings.oidc} if settings.oidc else None,
 {%- endif %}
     routes=[metrics_route()],
+    # /metrics and /_stcore/metrics: served to direct scrapes, 404 through any proxy.
+    middleware=[Middleware(InternalEndpointGuard)],
     lifespan=lifespan,
     on_script_error=count_script_error,
 )
