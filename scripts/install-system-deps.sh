@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages the template's test suite drives for real:
 # Chromium (browser tests), PostgreSQL (primary + replica), podman (image and compose
-# runs), debootstrap (stand-in base images), prometheus (promtool). Skips what is
+# runs; the dnsname CNI plugin gives compose services DNS names, which podman only
+# recommends), debootstrap (stand-in base images), prometheus (promtool). Skips what is
 # already there; needs root or sudo.
 set -euo pipefail
 
-packages=(chromium postgresql podman runc debootstrap prometheus)
+packages=(chromium postgresql podman runc debootstrap prometheus golang-github-containernetworking-plugin-dnsname)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
