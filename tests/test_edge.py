@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
@@ -41,6 +42,8 @@ from bench.driver import CYCLE, Session
 from . import images
 from .conftest import BIN_DIR, TEMPLATE_DIR, free_port, run
 from .test_containers import container_ip, env_file, metric, wait_healthy
+from .test_kubernetes import crd_schema
+from .tooling import find_tool
 
 APP_PORT = 8501
 COOKIE = "st_route"  # lb_policy cookie in docker/caddy/Caddyfile
@@ -110,6 +113,91 @@ def test_make_up_without_env_file_says_how_to_make_one(project: Path, tmp_path: 
     )
     assert result.returncode != 0
     assert ".env is missing: cp .env.example .env" in result.stderr
+
+
+# --- Offline: the Kubernetes routes ---------------------------------------------------------
+
+
+def kustomize(project: Path, target: str) -> list[dict[str, Any]]:
+    output = run([find_tool("kubectl"), "kustomize", target], project).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+@pytest.fixture(scope="module")
+def routes(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """`deploy/` and the dev overlay as shipped, and again with the ingress-nginx component
+    added to the overlay the way its kustomization.yaml says."""
+    with_ingress = Path(shutil.copytree(project / "deploy", tmp_path_factory.mktemp("ingress") / "deploy"))
+    for overlay in ("prod", "dev"):
+        kustomization = with_ingress / "overlays" / overlay / "kustomization.yaml"
+        kustomization.write_text(
+            kustomization.read_text() + "components:\n  - ../../components/ingress-nginx\n"
+        )
+    return {
+        "gateway": kustomize(project, "deploy"),
+        "gateway-dev": kustomize(project, "deploy/overlays/dev"),
+        "ingress": kustomize(with_ingress, "."),
+        "ingress-dev": kustomize(with_ingress, "overlays/dev"),
+    }
+
+
+def public_backends(docs: list[dict[str, Any]]) -> list[tuple[str, int | str]]:
+    """(Service, port) of every rule that takes traffic from outside, HTTPRoute or Ingress."""
+    backends: list[tuple[str, int | str]] = []
+    for doc in docs:
+        if doc["kind"] == "HTTPRoute":
+            backends += [
+                (ref["name"], ref["port"]) for rule in doc["spec"]["rules"] for ref in rule["backendRefs"]
+            ]
+        elif doc["kind"] == "Ingress":
+            for rule in doc["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    service = path["backend"]["service"]
+                    backends.append(
+                        (service["name"], service["port"].get("number") or service["port"]["name"])
+                    )
+    return backends
+
+
+@pytest.mark.parametrize("variant", ["gateway", "gateway-dev", "ingress", "ingress-dev"])
+def test_public_routes_reach_metrics_only_through_the_guard(
+    project: Path, routes: dict[str, list[dict[str, Any]]], variant: str, tmp_path: Path
+) -> None:
+    docs = routes[variant]
+    kinds = {doc["kind"] for doc in docs}
+    assert ("HTTPRoute" in kinds, "Ingress" in kinds) == (
+        variant.startswith("gateway"),
+        variant.startswith("ingress"),
+    )
+    for doc in docs:
+        if doc["kind"] == "HTTPRoute":
+            errors = list(jsonschema.Draft202012Validator(crd_schema(doc)).iter_errors(doc))
+            assert not errors, [error.message for error in errors]
+        if doc["kind"] == "Ingress":
+            manifest = tmp_path / "ingress.yaml"
+            manifest.write_text(yaml.safe_dump(doc))
+            run([find_tool("kubernetes-validate"), "--strict", "--quiet", str(manifest)], tmp_path)
+            # No controller snippets: the guard holds behind any implementation.
+            assert not [key for key in doc["metadata"].get("annotations", {}) if "snippet" in key]
+            tls_hosts = [host for entry in doc["spec"].get("tls", []) for host in entry["hosts"]]
+            assert tls_hosts == ([] if variant.endswith("dev") else [doc["spec"]["rules"][0]["host"]])
+    # Every public rule ends on the app container's port 8501, where the guard runs.
+    services = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Service"}
+    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    backends = public_backends(docs)
+    assert backends
+    for service_name, port in backends:
+        service_port = next(
+            p for p in services[service_name]["spec"]["ports"] if port in (p["port"], p["name"])
+        )
+        assert container_ports[service_port["targetPort"]] == APP_PORT
+    serve = next(project.glob("src/*/serve.py")).read_text()
+    assert "middleware=[Middleware(InternalEndpointGuard)]" in serve
+    # Prometheus scrapes the pods directly on that port, with no forwarding headers.
+    monitor = next(doc for doc in docs if doc["kind"] == "ServiceMonitor")
+    assert {endpoint["path"] for endpoint in monitor["spec"]["endpoints"]} == set(INTERNAL)
 
 
 # --- podman: the stand-in proxy ----------------------------------------------------------------
