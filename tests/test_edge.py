@@ -24,6 +24,7 @@ import ssl
 import statistics
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -409,6 +410,14 @@ def test_metrics_are_served_directly_and_prometheus_scrapes_every_container(stac
     for ip in stack.apps.values():
         assert metric(direct(ip, "/metrics"), "process_resident_memory_bytes")
         assert "active_sessions" in direct(ip, "/_stcore/metrics")
+        # The same port a gateway or Ingress targets, with the header it adds: refused by the app.
+        for path in INTERNAL:
+            forwarded = urllib.request.Request(
+                f"http://{ip}:{APP_PORT}{path}", headers={"X-Forwarded-For": "1.2.3.4"}
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(forwarded, timeout=5)
+            assert refused.value.code == 404
     expected = {(job, f"{ip}:{APP_PORT}") for job in ("app", "streamlit") for ip in stack.apps.values()}
     url = f"http://127.0.0.1:{stack.env['PROMETHEUS_PORT']}/api/v1/targets"
     deadline, up = time.monotonic() + 90, set()
