@@ -220,6 +220,36 @@ def test_caddyfile_validates(project: Path, caddy_image: str, site: str) -> None
     assert "Valid configuration" in result.stdout + result.stderr
 
 
+def response_headers(config: dict[str, Any], host: str) -> dict[str, list[str]]:
+    """Headers the adapted (JSON) Caddy config sets on `host`'s responses, with their matchers' hosts."""
+    found: dict[str, list[str]] = {}
+    for server in config["apps"]["http"]["servers"].values():
+        for route in server["routes"]:
+            if host not in route["match"][0]["host"]:
+                continue
+            for sub in route["handle"][0]["routes"]:
+                for handler in sub["handle"]:
+                    excluded = [m["not"][0]["host"] for m in sub.get("match", []) if "not" in m]
+                    if handler["handler"] == "headers" and not any(host in hosts for hosts in excluded):
+                        found.update(handler["response"].get("set", {}))
+    return found
+
+
+@pytest.mark.parametrize(("site", "hsts"), [("app.example.com", True), ("localhost", False)])
+def test_hsts_only_for_a_domain(project: Path, caddy_image: str, site: str, hsts: bool) -> None:
+    """HSTS on localhost would stick in the browser for every port (`make run`'s http://localhost:8501)."""
+    caddyfile = project / "docker/caddy/Caddyfile"
+    adapted = images.podman(
+        "run", "--rm", "-e", f"SITE_ADDRESS={site}", "-v", f"{caddyfile}:/etc/caddy/Caddyfile:ro",
+        caddy_image, "caddy", "adapt", "--config", "/etc/caddy/Caddyfile",
+    )  # fmt: skip
+    headers = response_headers(json.loads(adapted.stdout), site)
+    assert ("Strict-Transport-Security" in headers) is hsts
+    if hsts:
+        assert int(re.search(r"max-age=(\d+)", headers["Strict-Transport-Security"][0]).group(1)) >= 15552000
+    assert headers["X-Content-Type-Options"] == ["nosniff"]
+
+
 # --- podman-compose: the stack behind the proxy ----------------------------------------------
 
 
@@ -277,6 +307,11 @@ def affinity_cookie(headers: dict[str, str]) -> str:
     found = re.search(rf"{COOKIE}=([0-9a-f]+)", headers.get("set-cookie", ""))
     assert found, f"no {COOKIE} cookie in {headers}"
     return found.group(1)
+
+
+def proxy_memory(stack: Stack) -> str:
+    stats = images.podman("stats", "--no-stream", "--format", "json", stack.container("proxy")).stdout
+    return str(json.loads(stats)[0]["mem_usage"])
 
 
 def cookie_for(stack: Stack, container: str) -> str:
@@ -381,7 +416,7 @@ def stack(project: Path, caddy_image: str, tmp_path_factory: pytest.TempPathFact
 def test_https_with_the_local_ca_security_headers_and_a_redirect(stack: Stack) -> None:
     status, headers, body = fetch(stack, "/")
     assert status == 200 and '<div id="root">' in body
-    assert int(re.search(r"max-age=(\d+)", headers["strict-transport-security"]).group(1)) >= 15552000
+    assert "strict-transport-security" not in headers  # localhost: see test_hsts_only_for_a_domain
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
     # Same-origin frames (Streamlit's components) may render; no other site may frame the app.
@@ -394,10 +429,7 @@ def test_https_with_the_local_ca_security_headers_and_a_redirect(stack: Stack) -
     assert response.status == 308
     assert response.getheader("Location") == "https://localhost/some/page?x=1"
     plain.close()
-    memory = json.loads(
-        images.podman("stats", "--no-stream", "--format", "json", stack.container("proxy")).stdout
-    )
-    report("proxy container memory (idle)", memory[0]["mem_usage"])
+    report("proxy container memory (idle)", proxy_memory(stack))
 
 
 @pytest.mark.parametrize("path", [*INTERNAL, "/metrics/", "/_stcore/metrics?x=1"])
@@ -435,35 +467,32 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def test_proxy_added_latency_per_rerun(stack: Stack) -> None:
-    """Figures only: the same container, reached through Caddy and directly, at the same time."""
+    """Figures only: one session through Caddy and one direct to the same container, taking
+    turns (the same interaction on each), so both see the same load at the same moment."""
     name, ip = next(iter(stack.apps.items()))
-    cookie = cookie_for(stack, name)
+    cookie = f"{COOKIE}={cookie_for(stack, name)}"
 
-    async def drive(session: Session, latencies: list[float]) -> None:
-        await session.open()
-        for index in range(30):
-            latency = await session.act(CYCLE[index % len(CYCLE)])
-            if latency is not None:
-                latencies.append(latency)
-        await session.close()
+    async def turns() -> tuple[list[float], list[float]]:
+        proxied = Session(0, 0, 0, base_url=stack.base, ssl=stack.tls(), cookie=cookie)
+        plain = Session(APP_PORT, 1, 0, base_url=f"http://{ip}:{APP_PORT}")
+        latencies: tuple[list[float], list[float]] = ([], [])
+        for session in (proxied, plain):
+            await session.open()
+        for index in range(100):
+            for session, values in zip((proxied, plain), latencies, strict=True):
+                latency = await session.act(CYCLE[index % len(CYCLE)])
+                if latency is not None:
+                    values.append(latency)
+        for session in (proxied, plain):
+            await session.close()
+        return latencies
 
-    async def both() -> tuple[list[float], list[float]]:
-        proxied: list[float] = []
-        plain: list[float] = []
-        tls = stack.tls()
-        await asyncio.gather(
-            *(drive(Session(0, n, n, base_url=stack.base, ssl=tls, cookie=f"{COOKIE}={cookie}"), proxied)
-              for n in range(3)),
-            *(drive(Session(APP_PORT, n, n, base_url=f"http://{ip}:{APP_PORT}"), plain) for n in range(3)),
-        )  # fmt: skip
-        return proxied, plain
-
-    proxied, plain = asyncio.run(both())
-    for label, values in (("through Caddy", proxied), ("direct", plain)):
+    proxied, plain = asyncio.run(turns())
+    for label, values in (("through Caddy (HTTPS)", proxied), ("direct (HTTP)", plain)):
         p50, p95 = percentile(values, 0.5) * 1000, percentile(values, 0.95) * 1000
         report(f"rerun latency {label}", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(values)} reruns")
-    added = statistics.median(proxied) - statistics.median(plain)
-    report("proxy added latency (p50 difference)", f"{added * 1000:.1f} ms")
+    added = [(a - b) * 1000 for a, b in zip(proxied, plain, strict=True)]
+    report("proxy added latency per rerun (paired)", f"median {statistics.median(added):.1f} ms")
 
 
 # --- The last test: it stops an app container -------------------------------------------------
@@ -575,6 +604,7 @@ def test_sessions_stick_to_one_container_and_survive_losing_one(stack: Stack) ->
         report("sessions per container before the stop", json.dumps(by_cookie))
         stop_s = await run_with_stop()
         after = active_sessions(stack)
+        report(f"proxy container memory with {SESSIONS} open websockets", proxy_memory(stack))
         await close_all()
         return stop_s, after
 
