@@ -546,6 +546,7 @@ def test_sessions_stick_to_one_container_and_survive_losing_one(stack: Stack) ->
         cookie = affinity_cookie(headers)
         users.append(User(number, cookie, stack.route(cookie)))
     placed = Counter(user.container for user in users)
+    # Caddy 2.6 picks a new browser's container at random: all 10 on one is a 1-in-512 event.
     assert len(placed) == 2, f"the proxy sent all {SESSIONS} browsers to one container: {placed}"
     by_cookie = {name: placed[name] for name in stack.apps}
 
