@@ -24,6 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from ssl import SSLContext
 
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -67,8 +68,21 @@ class _Run:
 
 
 class Session:
-    def __init__(self, port: int, number: int, seed: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        number: int,
+        seed: int,
+        *,
+        base_url: str | None = None,
+        ssl: SSLContext | None = None,
+        cookie: str | None = None,
+    ) -> None:
+        """A tab on http://127.0.0.1:port, or on `base_url` (https through a proxy, with its cookie)."""
         self.port = port
+        self.base_url = base_url or f"http://127.0.0.1:{port}"
+        self.ssl = ssl
+        self.cookie = cookie
         self.number = number
         self.rng = random.Random(seed)
         self.pages: dict[str, str] = {}  # page name -> script hash
@@ -84,12 +98,21 @@ class Session:
         self.unexpected: list[str] = []
 
     # --- connection --------------------------------------------------------------
+    @property
+    def websocket(self) -> websockets.ClientConnection:
+        """The open connection (its upgrade response, its state)."""
+        if self._ws is None:
+            raise ProtocolError("not connected")
+        return self._ws
+
     async def open(self) -> float:
         """Connect and load the default page like a browser tab; returns the load latency."""
         self._ws = await websockets.connect(
-            f"ws://127.0.0.1:{self.port}/_stcore/stream",
+            f"{self.base_url.replace('http', 'ws', 1)}/_stcore/stream",
             subprotocols=[websockets.Subprotocol("streamlit")],
-            origin=websockets.Origin(f"http://127.0.0.1:{self.port}"),
+            origin=websockets.Origin(self.base_url),
+            additional_headers={"Cookie": self.cookie} if self.cookie else None,
+            ssl=self.ssl,
             max_size=None,
             open_timeout=30,
             ping_interval=None,
@@ -151,7 +174,7 @@ class Session:
                 timezone="UTC",
                 timezone_offset=0,
                 locale="en-US",
-                url=f"http://127.0.0.1:{self.port}/",
+                url=f"{self.base_url}/",
                 is_embedded=False,
                 color_scheme="light",
             ),

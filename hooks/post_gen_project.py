@@ -73,7 +73,7 @@ def main() -> None:
     print("  make install      # virtualenv in .venv with the app and dev tools")
     print("  make run          # http://localhost:8501 on the embedded SQLite database")
     print("  make test         # the project's own test suite")
-    print("  make up           # app + PostgreSQL primary/replica + Prometheus in containers")
+    print("  make up           # https://localhost: Caddy, app, PostgreSQL primary/replica, Prometheus")
 {%- if cookiecutter.include_kubernetes == "yes" %}
     print("  kubectl apply -k deploy/  # see README.md, 'Deploy to Kubernetes'")
 {%- endif %}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages the template's test suite drives for real:
 # Chromium (browser tests), PostgreSQL (primary + replica), podman (image and compose
-# runs; catatonit for the pause container of `podman kube play` pods), debootstrap
+# runs; catatonit for the pause container of `podman kube play` pods; the dnsname CNI
+# plugin gives compose services DNS names, which podman only recommends), debootstrap
 # (stand-in base images), prometheus (promtool), pgbouncer (the transaction-mode pooler
 # test). Skips what is already there; needs root or sudo.
 set -euo pipefail
 
-packages=(chromium postgresql podman runc catatonit debootstrap prometheus pgbouncer)
+packages=(chromium postgresql podman runc catatonit golang-github-containernetworking-plugin-dnsname
+    debootstrap prometheus pgbouncer)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -303,6 +303,12 @@ def compose_containers(project_name: str) -> dict[str, dict[str, Any]]:
     return {item["Labels"]["com.docker.compose.service"]: item for item in json.loads(listing or "[]")}
 
 
+def container_ip(container: str) -> str:
+    """The container's address on its compose network; rootful podman routes it from the host."""
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+    return images.podman("inspect", "--format", template, container).stdout.split()[0]
+
+
 def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: str, base_image: str) -> None:
     podman_compose = shutil.which("podman-compose", path=f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}")
     assert podman_compose, "podman-compose is missing (tests/requirements.txt)"
@@ -314,7 +320,6 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         "APP_IMAGE": app_image,  # built above: compose finds it and does not build again
         "POSTGRES_IMAGE": postgres_image,
         "PROMETHEUS_IMAGE": prometheus_image,
-        "APP_PORT": str(free_port()),
         "POSTGRES_PRIMARY_PORT": str(free_port()),
         "POSTGRES_REPLICA_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(prometheus_port),
@@ -359,7 +364,8 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         assert set(limits) == {"app", "db-primary", "db-replica", "prometheus"}
         assert all(limits.values()), f"a container without a memory limit: {limits}"
         assert limits["app"] == memory_mib * MIB
-        metrics = http_get(f"http://127.0.0.1:{env['APP_PORT']}/metrics")
+        # The app publishes no port (the proxy does): scrape it directly, as Prometheus does.
+        metrics = http_get(f"http://{container_ip(container('app'))}:8501/metrics")
         if "app_memory_limit_bytes" in metrics:
             assert metric(metrics, "app_memory_limit_bytes") == memory_mib * MIB
 

@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
-{%- if cookiecutter.auth == "oidc" %}
 from starlette.middleware import Middleware
-{%- endif %}
 
+from {{ cookiecutter.package_name }}.database.budget import check_connection_budget
 from {{ cookiecutter.package_name }}.database.engines import get_database
+from {{ cookiecutter.package_name }}.internal_endpoints import InternalEndpointGuard
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.memory import freeze_startup_objects, start_memory_monitoring
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
@@ -40,7 +40,8 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     # Import every page now: a broken page fails the deployment, not the first user,
     # and the loaders' metrics are exported from the first scrape.
     importlib.import_module("{{ cookiecutter.package_name }}.navigation")
-    get_database()  # engines (and the embedded database) ready before the first session
+    database = get_database()  # engines (and the embedded database) ready before the first session
+    check_connection_budget(database, settings)
     guard = start_memory_monitoring(settings)
     log.info("startup tcp_nodelay_listeners=%d", disable_nagle_on_listeners())
     freeze_startup_objects()
@@ -58,9 +59,15 @@ app = st.App(
     Path(__file__).with_name("main.py"),
 {%- if cookiecutter.auth == "oidc" %}
     secrets={"auth": settings.oidc} if settings.oidc else None,
-    middleware=[Middleware(SignInRoutes)],  # Secure auth cookies over https, sign-in failures shown
 {%- endif %}
     routes=[metrics_route()],
+    middleware=[
+        # /metrics and /_stcore/metrics: served to direct scrapes, 404 through any proxy.
+        Middleware(InternalEndpointGuard),
+{%- if cookiecutter.auth == "oidc" %}
+        Middleware(SignInRoutes),  # Secure auth cookies over https, sign-in failures shown
+{%- endif %}
+    ],
     lifespan=lifespan,
     on_script_error=count_script_error,
 )

@@ -56,6 +56,7 @@ class Settings:
     cgroup_root: Path
     show_system_page: bool
     seed_demo_data: bool
+    app_instances: int  # containers/pods sharing the database: the connection budget check
 {%- if cookiecutter.auth == "oidc" %}
     auth_allowed_domains: frozenset[str]
     auth_allowed_emails: frozenset[str]
@@ -243,6 +244,7 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
         cgroup_root=Path(read.text("CGROUP_ROOT", "/sys/fs/cgroup")),
         show_system_page=read.flag("SHOW_SYSTEM_PAGE", False),
         seed_demo_data=read.flag("SEED_DEMO_DATA", False),
+        app_instances=read.integer("APP_INSTANCES", 1, minimum=1, maximum=1000),
 {%- if cookiecutter.auth == "oidc" %}
         auth_allowed_domains=read.lower_set("AUTH_ALLOWED_DOMAINS"),
         auth_allowed_emails=read.lower_set("AUTH_ALLOWED_EMAILS"),
