@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint system-deps clean bench bench-quick
+.PHONY: help demo test lint lock system-deps clean bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test: system-deps $(VENV)/.installed ## Run the whole template test suite
 lint: $(VENV)/.installed ## Lint the template's own Python (tests and bench)
 	$(BIN)/ruff check tests bench
 	$(BIN)/ruff format --check tests bench
+
+lock: $(VENV)/.installed ## Re-lock the generated project (one uv.lock per auth value); UPGRADE=1 takes newest releases
+	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 $(VENV)/.bench-installed: bench/requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
