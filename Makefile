@@ -24,7 +24,7 @@ $(VENV)/.installed: tests/requirements.txt | $(BIN)/python
 demo: $(VENV)/.installed ## Render the defaults into build/demo, install and serve them on http://localhost:$(PORT)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/cookiecutter . --no-input --output-dir $(DEMO_DIR)
-	$(MAKE) -C $(DEMO_DIR)/streamlit-dashboard install run PORT=$(PORT)
+	$(MAKE) -C $(DEMO_DIR)/streamlit-dashboard install run PORT=$(PORT) UV=$(abspath $(BIN)/uv)
 
 system-deps: ## Install the system packages the tests use (Debian/Ubuntu)
 	scripts/install-system-deps.sh

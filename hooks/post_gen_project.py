@@ -75,7 +75,7 @@ def main() -> None:
     print()
     print("Next steps:")
     print("  cd {{ cookiecutter.project_slug }}")
-    print("  make install      # virtualenv in .venv with the app and dev tools")
+    print("  make install      # .venv with the app and dev tools from uv.lock (needs uv)")
     print("  make run          # http://localhost:8501 on the embedded SQLite database")
     print("  make test         # the project's own test suite")
     print("  make up           # app + PostgreSQL primary/replica + Prometheus in containers")
