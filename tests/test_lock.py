@@ -86,6 +86,20 @@ def test_dev_tools_are_a_dependency_group_not_an_extra(cookies: Any) -> None:
     assert {"pytest", "ruff", "mypy"} <= dev
 
 
+def test_make_install_without_uv_says_how_to_get_it(cookies: Any) -> None:
+    project = bake(cookies)
+    result = subprocess.run(
+        ["make", "install", "UV=uv-not-installed"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    assert result.returncode != 0
+    assert "uv is not installed: 'pipx install uv'" in result.stderr, result.stderr
+    assert not (project / ".venv").exists()
+
+
 # --- podman: the image installs exactly the lock ------------------------------------------------
 
 INSTALLED = """
