@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint lock system-deps clean bench bench-quick
+.PHONY: help demo test lint system-deps clean bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,7 @@ lint: $(VENV)/.installed ## Lint the template's own Python (tests and bench)
 	$(BIN)/ruff check tests bench
 	$(BIN)/ruff format --check tests bench
 
+.PHONY: lock
 lock: $(VENV)/.installed ## Re-lock the generated project (one uv.lock per auth value); UPGRADE=1 takes newest releases
 	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
 

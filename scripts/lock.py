@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from cookiecutter.main import cookiecutter
-
 TEMPLATE = Path(__file__).resolve().parent.parent
 LOCKS = TEMPLATE / "{{cookiecutter.project_slug}}" / ".locks"
 OPTION = "auth"
@@ -32,6 +30,7 @@ OPTION = "auth"
 PLACEHOLDER = "st-prod-lock-placeholder"
 SLUG_EXPRESSION = "{{ cookiecutter.project_slug }}"
 UV = Path(sys.executable).parent / "uv"
+COOKIECUTTER = Path(sys.executable).parent / "cookiecutter"
 
 
 def lock_path(value: str) -> Path:
@@ -40,14 +39,12 @@ def lock_path(value: str) -> Path:
 
 def relock(value: str, upgrade: bool, workdir: Path) -> str:
     """The lock uv writes for a render with `OPTION=value`, as template text."""
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE),
-            no_input=True,
-            extra_context={OPTION: value, "project_slug": PLACEHOLDER},
-            output_dir=str(workdir / value),
-        )
-    )
+    answers = [f"{OPTION}={value}", f"project_slug={PLACEHOLDER}"]
+    render = [str(COOKIECUTTER), str(TEMPLATE), "--no-input", "--output-dir", str(workdir / value), *answers]
+    rendered = subprocess.run(render, capture_output=True, text=True)  # the hook's "next steps": noise here
+    if rendered.returncode:
+        sys.exit(f"rendering {OPTION}={value} failed:\n{rendered.stderr}")
+    project = workdir / value / PLACEHOLDER
     # The interpreter running this script: the lock is universal (requires-python), so any
     # supported Python resolves the same, and none has to match .python-version.
     command = [str(UV), "lock", "--python", sys.executable, *(["--upgrade"] if upgrade else [])]
