@@ -13,12 +13,13 @@ BENCH_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# pip only brings uv, which installs the rest several times faster.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet uv
 
 $(VENV)/.installed: tests/requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r tests/requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r tests/requirements.txt
 	touch $@
 
 demo: $(VENV)/.installed ## Render the defaults into build/demo, install and serve them on http://localhost:$(PORT)
