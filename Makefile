@@ -13,18 +13,19 @@ BENCH_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# pip only brings uv, which installs the rest several times faster.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet uv
 
 $(VENV)/.installed: tests/requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r tests/requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r tests/requirements.txt
 	touch $@
 
 demo: $(VENV)/.installed ## Render the defaults into build/demo, install and serve them on http://localhost:$(PORT)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/cookiecutter . --no-input --output-dir $(DEMO_DIR)
-	$(MAKE) -C $(DEMO_DIR)/streamlit-dashboard install run PORT=$(PORT)
+	$(MAKE) -C $(DEMO_DIR)/streamlit-dashboard install run PORT=$(PORT) UV=$(abspath $(BIN)/uv)
 
 system-deps: ## Install the system packages the tests use (Debian/Ubuntu)
 	scripts/install-system-deps.sh
@@ -35,6 +36,10 @@ test: system-deps $(VENV)/.installed ## Run the whole template test suite
 lint: $(VENV)/.installed ## Lint the template's own Python (tests and bench)
 	$(BIN)/ruff check tests bench
 	$(BIN)/ruff format --check tests bench
+
+.PHONY: lock
+lock: $(VENV)/.installed ## Re-lock the generated project (one uv.lock per auth value); UPGRADE=1 takes newest releases
+	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 $(VENV)/.bench-installed: bench/requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt

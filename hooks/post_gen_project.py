@@ -13,6 +13,9 @@ INCLUDE_GITHUB_ACTIONS = "{{ cookiecutter.include_github_actions }}" == "yes"
 OPEN_SOURCE = "{{ cookiecutter.open_source_license }}" != "Proprietary"
 OIDC = "{{ cookiecutter.auth }}" == "oidc"
 PACKAGE = PROJECT / "src" / "{{ cookiecutter.package_name }}"
+# One uv.lock per dependency set, written by the template's `make lock` (scripts/lock.py).
+LOCKS = PROJECT / ".locks"
+LOCK = LOCKS / "uv.auth-{{ cookiecutter.auth }}.lock"
 
 # A committed `*.example` file holds placeholders such as `change-me-postgres-password`;
 # the same placeholder gets the same generated value in every file that uses it.
@@ -43,6 +46,11 @@ def prune() -> None:
             folder.rmdir()
 
 
+def keep_matching_lock() -> None:
+    LOCK.replace(PROJECT / "uv.lock")
+    shutil.rmtree(LOCKS)
+
+
 def write_local_secrets() -> list[Path]:
     generated: dict[str, str] = {}
 
@@ -61,6 +69,7 @@ def write_local_secrets() -> list[Path]:
 
 
 def main() -> None:
+    keep_matching_lock()
     prune()
     written = write_local_secrets()
     print()
@@ -70,7 +79,7 @@ def main() -> None:
     print()
     print("Next steps:")
     print("  cd {{ cookiecutter.project_slug }}")
-    print("  make install      # virtualenv in .venv with the app and dev tools")
+    print("  make install      # .venv with the app and dev tools from uv.lock (needs uv)")
     print("  make run          # http://localhost:8501 on the embedded SQLite database")
     print("  make test         # the project's own test suite")
     print("  make up           # https://localhost: Caddy, app, PostgreSQL primary/replica, Prometheus")

@@ -32,6 +32,12 @@ REPOSITORY = "localhost/st-prod-stand-in"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # pip and apt inside builds go through the machine's TLS setup.
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The uv image the generated Dockerfile copies uv from (`ARG UV_IMAGE=...`).
+DEFAULT_UV_IMAGE = re.search(
+    r"^ARG UV_IMAGE=(\S+)$",
+    (Path(__file__).resolve().parent.parent / "{{cookiecutter.project_slug}}" / "Dockerfile").read_text(),
+    re.MULTILINE,
+).group(1)
 BUILD_FLAGS = ["--format", "docker", "--network", "host"]
 if Path(CA_BUNDLE).is_file():
     BUILD_FLAGS += ["--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
@@ -81,7 +87,25 @@ def _digest(*parts: str | bytes) -> str:
 
 
 def python_base() -> str:
-    """A `python:<version>-slim` stand-in: Debian minbase with python3, venv and CA certificates."""
+    """A `python:<version>-slim` stand-in: Debian minbase with python3, venv and CA certificates.
+
+    The uv stand-in comes with it, so every build of the generated Dockerfile finds its
+    default `UV_IMAGE` without being told (see `uv_image()`).
+    """
+    base = _python_base()
+    uv_image()
+    return base
+
+
+def uv_image() -> str:
+    """The `ghcr.io/astral-sh/uv` stand-in, also tagged as the generated Dockerfile's default
+    `UV_IMAGE`: podman then finds that name locally instead of pulling it."""
+    tag = stand_in("uv")
+    podman("tag", tag, DEFAULT_UV_IMAGE)
+    return tag
+
+
+def _python_base() -> str:
     tag = f"{REPOSITORY}/python:{PYTHON_VERSION}-{SUITE}-{_digest(SUITE, *BASE_PACKAGES)}"
     if image_exists(tag):
         return tag
@@ -120,7 +144,7 @@ def python_base() -> str:
 
 def stand_in(name: str) -> str:
     """`tests/stand-ins/<name>/Containerfile` built on the Python stand-in."""
-    base = python_base()
+    base = _python_base()
     folder = STAND_INS / name
     files = sorted(path for path in folder.rglob("*") if path.is_file())
     digest = _digest(base, *(f"{path.relative_to(folder)}\0".encode() + path.read_bytes() for path in files))

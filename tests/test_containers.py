@@ -32,7 +32,7 @@ RUN_MEMORY_MIB = 512
 # What must never reach the build context, as paths relative to the project.
 KEPT_OUT = (".env", ".streamlit/secrets.toml", ".git", "data", "tests", "deploy", ".venv", "__pycache__")
 # What the Dockerfile needs from the context.
-KEPT_IN = ("pyproject.toml", "README.md", ".streamlit/config.toml", "docker/entrypoint.sh")
+KEPT_IN = ("pyproject.toml", "uv.lock", "README.md", ".streamlit/config.toml", "docker/entrypoint.sh")
 
 
 def report(label: str, value: str) -> None:
@@ -151,8 +151,9 @@ def app_image(project: Path, base_image: str) -> Iterator[str]:
     tag = f"localhost/st-prod-test/{project.name}:{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     images.podman(
-        "build", *images.BUILD_FLAGS, "--build-arg", f"PYTHON_IMAGE={base_image}", "-t", tag, str(project)
-    )
+        "build", *images.BUILD_FLAGS, "--build-arg", f"PYTHON_IMAGE={base_image}",
+        "--build-arg", f"UV_IMAGE={images.uv_image()}", "-t", tag, str(project),
+    )  # fmt: skip
     report("image build", f"{time.monotonic() - started:.0f} s")
     report("image size", f"{images.image_size_mb(tag):.0f} MB on a Debian stand-in base")
     yield tag

@@ -32,7 +32,7 @@ class CachedLoader(Generic[P, R]):
             _current.missed = True
             return function(*args, **kwargs)
 
-        self._cached: Any = st.cache_data(load, ttl=ttl, max_entries=max_entries, show_spinner=False)
+        self._cached: Any = st.cache_data(ttl=ttl, max_entries=max_entries, show_spinner=False)(load)
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import func, insert, select
@@ -31,7 +31,7 @@ def sales_date_bounds() -> tuple[date, date]:
     with get_database().read() as connection:
         first, last = connection.execute(select(func.min(sales.c.day), func.max(sales.c.day))).one()
     today = date.today()
-    return (first or today, last or today)
+    return (cast(date | None, first) or today, cast(date | None, last) or today)  # NULL: no rows yet
 
 
 @cached_loader(**CACHE)

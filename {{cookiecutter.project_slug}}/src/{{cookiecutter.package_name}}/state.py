@@ -21,7 +21,8 @@ def init_state(key: str, factory: Callable[[], T]) -> T:
 
 def user_email() -> str | None:
     """The signed-in user's e-mail (Streamlit's OIDC login), or None without a login."""
-    return st.user.get("email") if st.user.get("is_logged_in") else None
+    email = st.user.get("email")  # typed as any claim's value: str, bool, tokens
+    return email if st.user.get("is_logged_in") and isinstance(email, str) else None
 
 
 def session_id() -> str:

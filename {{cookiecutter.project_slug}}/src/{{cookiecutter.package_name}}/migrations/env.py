@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from {{ cookiecutter.package_name }}.database.engines import create_primary_engine
 from {{ cookiecutter.package_name }}.database.schema import metadata
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 
-def run_migrations(connection: object) -> None:
+def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
