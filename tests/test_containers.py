@@ -371,14 +371,19 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
             assert metric(metrics, "app_memory_limit_bytes") == memory_mib * MIB
 
         # Prometheus scrapes both of the app's endpoints.
-        deadline, health = time.monotonic() + 60, {}
-        while time.monotonic() < deadline and set(health.values()) != {"up"}:
+        # DNS discovery finds the app a refresh after Prometheus starts: wait for every job.
+        expected, deadline, health = (
+            {"app": "up", "streamlit": "up", "prometheus": "up"},
+            time.monotonic() + 60,
+            {},
+        )
+        while time.monotonic() < deadline and health != expected:
             targets = json.loads(http_get(f"http://127.0.0.1:{prometheus_port}/api/v1/targets"))
             health = {
                 target["labels"]["job"]: target["health"] for target in targets["data"]["activeTargets"]
             }
             time.sleep(1)
-        assert health == {"app": "up", "streamlit": "up", "prometheus": "up"}, health
+        assert health == expected, health
         report("prometheus targets up", f"{time.monotonic() - started:.1f} s after the first `up`")
     finally:
         stopped = time.monotonic()
