@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+from starlette.middleware import Middleware
 
+from {{ cookiecutter.package_name }}.admission import AdmissionMiddleware, ready_route
 from {{ cookiecutter.package_name }}.database.engines import get_database
+from {{ cookiecutter.package_name }}.limits import raise_open_file_limit
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.memory import freeze_startup_objects, start_memory_monitoring
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
@@ -27,6 +30,7 @@ except SettingsError as error:
 
 configure_logging(settings.log_level)
 log = logging.getLogger("{{ cookiecutter.package_name }}.serve")
+log.info("startup nofile_soft=%d->%d", *raise_open_file_limit())  # before any session opens a file
 
 
 @asynccontextmanager
@@ -53,7 +57,8 @@ app = st.App(
 {%- if cookiecutter.auth == "oidc" %}
     secrets={"auth": settings.oidc} if settings.oidc else None,
 {%- endif %}
-    routes=[metrics_route()],
+    routes=[metrics_route(), ready_route()],
+    middleware=[Middleware(AdmissionMiddleware)],
     lifespan=lifespan,
     on_script_error=count_script_error,
 )
