@@ -202,11 +202,27 @@ def test_guard_sheds_when_clearing_frees_too_little_until_below_the_warning(cgro
     assert actions_total("shed") == shed + 1
     assert guard.check() == "clear_caches"  # still acting, but shedding is counted once
     assert actions_total("shed") == shed + 1
-    rss.bytes = 750 * MIB  # between the lines: keep protecting the sessions
-    guard.check()
+    rss.bytes = 750 * MIB  # between the lines: keep freeing, keep protecting the sessions
+    assert guard.check() == "clear_caches"
     assert guard.shedding
     rss.bytes = 690 * MIB
-    guard.check()
+    assert guard.check() is None
+    assert not guard.shedding
+    assert len(cleared) == 3
+
+
+def test_shedding_ends_when_freeing_gets_below_the_warning(cgroup: Path) -> None:
+    rss = FakeRss()
+    write(cgroup / "memory.max", str(1000 * MIB))
+    probe = MemoryProbe(cgroup, budget_mib=1000, rss=rss)
+
+    def clear_caches() -> None:
+        rss.bytes = 600 * MIB  # the sessions left; what remains was cache
+
+    guard = MemoryGuard(probe, warn_ratio=0.70, act_ratio=0.85, clear_caches=clear_caches)
+    guard.shedding = True  # shed earlier, then the caches refilled to just under the action line
+    rss.bytes = 840 * MIB
+    assert guard.check() == "clear_caches"
     assert not guard.shedding
 
 

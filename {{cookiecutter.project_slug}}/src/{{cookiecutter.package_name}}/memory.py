@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+import pyarrow
 import streamlit as st
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
@@ -113,7 +114,8 @@ class GuardAction:
 
 
 def release_free_heap() -> None:
-    """Hand memory freed by Python back to the kernel (glibc keeps it otherwise)."""
+    """Hand freed memory back to the kernel: Arrow's pool and glibc's heap keep it otherwise."""
+    pyarrow.default_memory_pool().release_unused()  # charts and frames go through Arrow
     libc = ctypes.util.find_library("c")
     if libc:
         with contextlib.suppress(AttributeError):  # not glibc (musl): nothing to trim
@@ -145,18 +147,20 @@ class MemoryGuard:
         """One sample; returns the action taken, if any."""
         reading = self._probe.read()
         action = None
-        if reading.ratio >= self._act_ratio:
+        # While shedding, keep freeing down to the warning line: else an idle pod whose
+        # caches refilled just under the action line would stay unready for good.
+        if reading.ratio >= self._act_ratio or (self.shedding and reading.ratio >= self._warn_ratio):
             self._clear_caches()
             gc.collect()
             release_free_heap()
             action = "clear_caches"
-            after = self._probe.read()
-            if after.ratio >= self._act_ratio and not self.shedding:
+            reading = self._probe.read()
+            if reading.ratio >= self._act_ratio and not self.shedding:
                 self.shedding = True  # what is left belongs to the sessions: protect them
-                self._record("shed", after)
+                self._record("shed", reading)
         elif reading.ratio >= self._warn_ratio and not self._above_warning:
             action = "warn"  # once per crossing, not on every sample
-        elif reading.ratio < self._warn_ratio and self.shedding:
+        if self.shedding and reading.ratio < self._warn_ratio:
             self.shedding = False
             log.warning("memory_guard ready again ratio=%.2f", reading.ratio)
         self._above_warning = reading.ratio >= self._warn_ratio
