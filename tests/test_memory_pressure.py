@@ -330,6 +330,10 @@ def test_guard_sheds_new_sessions_and_keeps_the_container_alive(container: Start
     assert min(sample.ratio for sample in samples if sample.at >= first_action) < 0.85
     assert samples[-1].ratio < 0.85
     assert state(name) == {"status": "running", "exit_code": "0", "restarts": "0"}, "OOM-killed"
+    ended = time.monotonic()
+    wait_ready(port, timeout=30)  # the sessions gone, below the action line: ready again
+    report("ready again after the load", f"{time.monotonic() - ended:.1f} s")
+    assert asyncio.run(new_session_runs(port))
 
 
 def test_without_the_guard_the_same_load_is_oom_killed_and_restarts(

@@ -226,6 +226,25 @@ def test_shedding_ends_when_freeing_gets_below_the_warning(cgroup: Path) -> None
     assert not guard.shedding
 
 
+def test_with_nobody_connected_shedding_ends_below_the_action_line(cgroup: Path) -> None:
+    rss, sessions = FakeRss(), [1]
+    write(cgroup / "memory.max", str(1000 * MIB))
+    probe = MemoryProbe(cgroup, budget_mib=1000, rss=rss)
+    guard = MemoryGuard(probe, 0.70, 0.85, clear_caches=lambda: None, connected_sessions=lambda: sessions[0])
+    rss.bytes = 900 * MIB
+    guard.check()
+    assert guard.shedding
+    rss.bytes = 800 * MIB  # what Python's heap keeps after the load: above the warning line
+    guard.check()
+    assert guard.shedding  # a session is still connected: protect it
+    sessions[0] = 0
+    guard.check()
+    assert not guard.shedding  # nobody to protect, and below the action line
+    rss.bytes = 900 * MIB
+    guard.check()
+    assert guard.shedding  # above the action line, nobody connected or not: shed
+
+
 def test_guard_does_not_shed_when_clearing_frees_enough(cgroup: Path) -> None:
     rss = FakeRss()
     write(cgroup / "memory.max", str(1000 * MIB))

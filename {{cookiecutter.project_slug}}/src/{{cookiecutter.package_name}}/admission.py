@@ -36,6 +36,13 @@ BUSY_HEADERS = [
 NOT_PAGES = ("/_stcore/", "/static/", "/media/", "/component/", "/app/static/", "/metrics", "/ready")
 
 
+_connected = 0  # websockets open now; the server's one event loop updates it
+
+
+def connected_sessions() -> int:
+    return _connected
+
+
 def refusal_reason(*, new_session: bool = True) -> str | None:
     """Why a new session would be turned away now, or None when it is welcome."""
     guard = memory_guard()
@@ -63,12 +70,19 @@ class AdmissionMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        global _connected
         if scope["type"] == "websocket" and scope["path"].endswith("/_stcore/stream"):
             reason = refusal_reason(new_session=not _is_reconnect(scope))
             if reason:
                 SESSIONS_REFUSED.labels(reason).inc()
                 await _refuse_websocket(scope, receive, send)
                 return
+            _connected += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _connected -= 1
+            return
         elif scope["type"] == "http" and _is_page(scope):
             reason = refusal_reason()
             if reason:

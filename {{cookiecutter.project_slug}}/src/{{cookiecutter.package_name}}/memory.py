@@ -132,12 +132,14 @@ class MemoryGuard:
         act_ratio: float,
         interval_s: float = 5.0,
         clear_caches: Callable[[], None] = st.cache_data.clear,
+        connected_sessions: Callable[[], int] = lambda: 1,
     ) -> None:
         self._probe = probe
         self._warn_ratio = warn_ratio
         self._act_ratio = act_ratio
         self._interval_s = interval_s
         self._clear_caches = clear_caches
+        self._connected_sessions = connected_sessions
         self._above_warning = False
         self._stop = threading.Event()
         self.shedding = False  # new sessions are turned away while this is set
@@ -160,7 +162,10 @@ class MemoryGuard:
                 self._record("shed", reading)
         elif reading.ratio >= self._warn_ratio and not self._above_warning:
             action = "warn"  # once per crossing, not on every sample
-        if self.shedding and reading.ratio < self._warn_ratio:
+        # Below the action line with nobody connected, the warning line's hysteresis protects
+        # no one: what is left is the heap Python keeps, and the pod would stay unready.
+        idle = reading.ratio < self._act_ratio and self._connected_sessions() == 0
+        if self.shedding and (reading.ratio < self._warn_ratio or idle):
             self.shedding = False
             log.warning("memory_guard ready again ratio=%.2f", reading.ratio)
         self._above_warning = reading.ratio >= self._warn_ratio
@@ -199,14 +204,18 @@ _guard: MemoryGuard | None = None
 _start_lock = threading.Lock()
 
 
-def start_memory_monitoring(settings: Settings) -> MemoryGuard:
+def start_memory_monitoring(settings: Settings, connected_sessions: Callable[[], int]) -> MemoryGuard:
     """Register the gauges and start the guard, once per process."""
     global _guard
     with _start_lock:
         if _guard is None:
             probe = MemoryProbe(settings.cgroup_root, settings.memory_limit_mib)
             guard = MemoryGuard(
-                probe, settings.memory_warn_ratio, settings.memory_act_ratio, settings.memory_check_interval_s
+                probe,
+                settings.memory_warn_ratio,
+                settings.memory_act_ratio,
+                settings.memory_check_interval_s,
+                connected_sessions=connected_sessions,
             )
             REGISTRY.register(MemoryCollector(probe, lambda: guard.shedding))
             guard.start()

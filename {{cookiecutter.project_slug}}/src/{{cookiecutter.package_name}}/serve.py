@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
-from {{ cookiecutter.package_name }}.admission import AdmissionMiddleware, ready_route
+from {{ cookiecutter.package_name }}.admission import AdmissionMiddleware, connected_sessions, ready_route
 from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.limits import raise_open_file_limit
 from {{ cookiecutter.package_name }}.logs import configure_logging
@@ -39,7 +39,7 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     # and the loaders' metrics are exported from the first scrape.
     importlib.import_module("{{ cookiecutter.package_name }}.navigation")
     get_database()  # engines (and the embedded database) ready before the first session
-    guard = start_memory_monitoring(settings)
+    guard = start_memory_monitoring(settings, connected_sessions)
     log.info("startup tcp_nodelay_listeners=%d", disable_nagle_on_listeners())
     freeze_startup_objects()
     yield
