@@ -45,6 +45,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http.client import HTTPException
 from pathlib import Path
 
 import pytest
@@ -173,7 +174,7 @@ class Sampler:
     def read(self) -> Sample | None:
         try:
             _, text = http(f"http://127.0.0.1:{self.port}/metrics", timeout=3)
-        except OSError:  # restarting, or killed
+        except (OSError, HTTPException):  # restarting, or killed mid-answer
             return None
         value = lambda name: metric(text, name) or 0.0  # noqa: E731
         actions = [line for line in text.splitlines() if line.startswith("app_memory_guard_actions_total")]

@@ -204,8 +204,13 @@ _guard: MemoryGuard | None = None
 _start_lock = threading.Lock()
 
 
-def start_memory_monitoring(settings: Settings, connected_sessions: Callable[[], int]) -> MemoryGuard:
-    """Register the gauges and start the guard, once per process."""
+def start_memory_monitoring(
+    settings: Settings, connected_sessions: Callable[[], int] = lambda: 1
+) -> MemoryGuard:
+    """Register the gauges and start the guard, once per process.
+
+    `connected_sessions` counts the open websockets; without it the guard assumes someone is.
+    """
     global _guard
     with _start_lock:
         if _guard is None:
