@@ -53,7 +53,7 @@ import yaml
 from websockets.exceptions import InvalidStatus
 
 from . import images
-from .conftest import TEMPLATE_DIR, free_port
+from .conftest import TEMPLATE_DIR, free_port, run
 from .test_containers import app_image, base_image, metric, project  # noqa: F401 (fixtures)
 
 sys.path.insert(0, str(TEMPLATE_DIR / "bench"))
@@ -119,16 +119,18 @@ def wait_ready(port: int, timeout: float = 120) -> None:
 
 
 @pytest.fixture
-def container(app_image: str) -> Iterator[Start]:  # noqa: F811
+def container(app_image: str, tmp_path: Path) -> Iterator[Start]:  # noqa: F811
     names: list[str] = []
 
     def start(*extra: str, memory_mib: int = MEMORY_MIB, **env: str) -> tuple[str, int]:
         name, port = f"st-prod-pressure-{uuid.uuid4().hex[:8]}", free_port()
         variables = [f"--env={key}={value}" for key, value in env.items()]
-        images.podman(
-            "run", "--detach", "--name", name, "--memory", f"{memory_mib}m",
+        # From a scratch folder: conmon (podman 4.3) drops an `oom` file in its working directory.
+        run(
+            ["podman", "run", "--detach", "--name", name, "--memory", f"{memory_mib}m",
             "--memory-swap", f"{memory_mib}m", "--tmpfs", "/tmp", "--restart", "unless-stopped",
-            *ULIMITS, *variables, *extra, "-p", f"127.0.0.1:{port}:8501", app_image,
+            *ULIMITS, *variables, *extra, "-p", f"127.0.0.1:{port}:8501", app_image],
+            cwd=tmp_path,
         )  # fmt: skip
         names.append(name)
         wait_ready(port)
