@@ -5,7 +5,7 @@ runs it (`--tmpfs /tmp`, no swap: `--memory-swap` equal to `--memory`, restart p
 unless-stopped) with `--ulimit nofile=1024:16384 --ulimit nproc=1024:1024`, the soft
 limit Docker 29 and containerd 2 give containers.
 
-Memory: a 416 MiB limit, about 2.4x the idle RSS (~175 MiB), and a data set big enough
+Memory: a 448 MiB limit, about 2.5x the idle RSS (~180 MiB), and a data set big enough
 that caching it does not fit: the embedded SQLite file gets the demo rows plus 150 more
 regions (~59,000 rows), so one cached `daily_sales` frame over a long period is a few
 MiB. Ten concurrent sessions each apply twenty distinct periods: every submit is a cache
@@ -62,7 +62,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 Start = Callable[..., tuple[str, int]]  # starts the app container; returns its name and port
 MIB = 1024 * 1024
-MEMORY_MIB = 416
+MEMORY_MIB = 448
 ULIMITS = ["--ulimit", "nofile=1024:16384", "--ulimit", "nproc=1024:1024"]
 EXTRA_REGIONS = 150
 SESSIONS, FILTERS_EACH = 10, 20
