@@ -32,6 +32,7 @@ TARGETS = ["deploy", "deploy/base", "deploy/overlays/dev", "deploy/overlays/prod
 # Targets that deploy production: `deploy/` is the prod overlay, and base is what it patches.
 PRODUCTION = ["deploy", "deploy/base", "deploy/overlays/prod"]
 HEALTH_PATH = "/_stcore/health"
+READY_PATH = "/ready"  # 503 while the app sheds load: new sessions go to other pods
 APP_PORT = 8501
 CORE_API_VERSIONS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1"}
 # Oldest Kubernetes the manifests promise to work with, and kubernetes-validate's newest.
@@ -263,9 +264,14 @@ def test_app_pods_are_bounded_probed_and_locked_down(render: Render, target: str
     assert millicores(requests["cpu"]) <= millicores(limits["cpu"])
     assert container_port(deployment, "http") == APP_PORT
 
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Liveness stays on health: a pod shedding load is busy, not broken, and must not restart.
+    for probe, path in (
+        ("startupProbe", HEALTH_PATH),
+        ("readinessProbe", READY_PATH),
+        ("livenessProbe", HEALTH_PATH),
+    ):
         check = app[probe]["httpGet"]
-        assert check["path"] == HEALTH_PATH, probe
+        assert check["path"] == path, probe
         assert container_port(deployment, check["port"]) == APP_PORT, probe
     # Migrations run before the server answers: the startup probe must allow for them.
     startup = app["startupProbe"]

@@ -36,6 +36,11 @@ APP_METRICS = {
     "app_db_replica_fallbacks_total",
     "app_cache_requests_total",
     "app_script_errors_total",
+    "app_memory_working_set_bytes",
+    "app_memory_shedding",
+    "app_sessions_refused_total",
+    "process_open_fds",  # prometheus_client's process collector, on the same /metrics
+    "process_max_fds",
 }
 STREAMLIT_METRICS = {"active_sessions", "session_events_total"}
 # What an operator needs on one screen.
@@ -95,6 +100,8 @@ def test_alerts_cover_the_operating_risks(project: Path) -> None:
         "AppDbPoolNearlyExhausted",
         "AppDbReplicaFallback",
         "AppTargetDown",
+        "AppFileDescriptorsHigh",
+        "AppTurningSessionsAway",
     }
     assert rules["AppMemoryHigh"]["labels"]["severity"] == "warning"
     assert rules["AppMemoryCritical"]["labels"]["severity"] == "critical"

@@ -11,6 +11,7 @@ from {{ cookiecutter.package_name }}.database.errors import DatabaseBusyError, D
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_RUN_DURATION
 from {{ cookiecutter.package_name }}.navigation import app_pages
 from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}.state import enter_page
 
 st.set_page_config(page_title="{{ cookiecutter.project_name }}", page_icon=":material/insights:", layout="wide")
 
@@ -22,6 +23,7 @@ page = st.navigation(app_pages(show_system_page=user.is_admin))
 page = st.navigation(app_pages(show_system_page=settings.show_system_page))
 {%- endif %}
 
+enter_page(page.url_path)  # the previous page's state (filters, frames) is dropped
 started = time.perf_counter()
 try:
     page.run()

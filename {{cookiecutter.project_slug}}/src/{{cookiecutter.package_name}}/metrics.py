@@ -42,11 +42,19 @@ SCRIPT_RUN_DURATION = Histogram(
 )
 MEMORY_GUARD_ACTIONS = Counter(
     "app_memory_guard_actions",
-    "Memory guard actions: 'warn' above the warning ratio, 'clear_caches' above the action ratio.",
+    "Memory guard actions: 'warn' above the warning ratio, 'clear_caches' above the action ratio,"
+    " 'shed' when memory stays above it after clearing (new sessions are turned away).",
     ["action"],
 )
-for _action in ("warn", "clear_caches"):
+for _action in ("warn", "clear_caches", "shed"):
     MEMORY_GUARD_ACTIONS.labels(_action)  # exported as 0 before the first action
+SESSIONS_REFUSED = Counter(
+    "app_sessions_refused",
+    "New sessions turned away with the busy page, by reason: 'memory' (shedding) or 'descriptors'.",
+    ["reason"],
+)
+for _reason in ("memory", "descriptors"):
+    SESSIONS_REFUSED.labels(_reason)
 
 
 class PoolCollector(Collector):

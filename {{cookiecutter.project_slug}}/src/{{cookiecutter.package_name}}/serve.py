@@ -14,9 +14,11 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
+from {{ cookiecutter.package_name }}.admission import AdmissionMiddleware, connected_sessions, ready_route
 from {{ cookiecutter.package_name }}.database.budget import check_connection_budget
 from {{ cookiecutter.package_name }}.database.engines import get_database
 from {{ cookiecutter.package_name }}.internal_endpoints import InternalEndpointGuard
+from {{ cookiecutter.package_name }}.limits import raise_open_file_limit
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.memory import freeze_startup_objects, start_memory_monitoring
 from {{ cookiecutter.package_name }}.metrics import SCRIPT_ERRORS, metrics_route
@@ -33,6 +35,7 @@ except SettingsError as error:
 
 configure_logging(settings.log_level)
 log = logging.getLogger("{{ cookiecutter.package_name }}.serve")
+log.info("startup nofile_soft=%d->%d", *raise_open_file_limit())  # before any session opens a file
 
 
 @asynccontextmanager
@@ -42,7 +45,7 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     importlib.import_module("{{ cookiecutter.package_name }}.navigation")
     database = get_database()  # engines (and the embedded database) ready before the first session
     check_connection_budget(database, settings)
-    guard = start_memory_monitoring(settings)
+    guard = start_memory_monitoring(settings, connected_sessions)
     log.info("startup tcp_nodelay_listeners=%d", disable_nagle_on_listeners())
     freeze_startup_objects()
     yield
@@ -60,10 +63,11 @@ app = st.App(
 {%- if cookiecutter.auth == "oidc" %}
     secrets={"auth": settings.oidc} if settings.oidc else None,
 {%- endif %}
-    routes=[metrics_route()],
+    routes=[metrics_route(), ready_route()],
     middleware=[
         # /metrics and /_stcore/metrics: served to direct scrapes, 404 through any proxy.
         Middleware(InternalEndpointGuard),
+        Middleware(AdmissionMiddleware),  # new sessions wait while memory or descriptors run short
 {%- if cookiecutter.auth == "oidc" %}
         Middleware(SignInRoutes),  # Secure auth cookies over https, sign-in failures shown
 {%- endif %}

@@ -1,4 +1,9 @@
-"""Guarded `st.session_state` access: initialise once per session, never on every rerun."""
+"""Guarded `st.session_state` access: initialise once per session, never on every rerun.
+
+State that belongs to one page (its filters, a frame it built) is created with
+`init_page_state` and dropped when the user moves to another page (`enter_page`, called
+by main.py before each page runs), so a session holds one page's state, not every page's.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import TypeVar
 import streamlit as st
 
 T = TypeVar("T")
+PAGE_KEYS = "_page_state_keys"  # keys created by init_page_state on the current page
+CURRENT_PAGE = "_current_page"
 
 
 def init_state(key: str, factory: Callable[[], T]) -> T:
@@ -17,6 +24,24 @@ def init_state(key: str, factory: Callable[[], T]) -> T:
         st.session_state[key] = factory()
     value: T = st.session_state[key]
     return value
+
+
+def init_page_state(key: str, factory: Callable[[], T]) -> T:
+    """Like `init_state`, for state that is dropped when the user navigates to another page."""
+    init_state(PAGE_KEYS, set).add(key)
+    return init_state(key, factory)
+
+
+def enter_page(page: str) -> list[str]:
+    """Before a page runs: after a page change, drop the previous page's state; returns its keys."""
+    if st.session_state.get(CURRENT_PAGE) == page:
+        return []
+    st.session_state[CURRENT_PAGE] = page
+    dropped = sorted(st.session_state.get(PAGE_KEYS, ()))
+    for key in dropped:
+        st.session_state.pop(key, None)
+    st.session_state[PAGE_KEYS] = set()
+    return dropped
 
 
 def user_email() -> str | None:

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ..queries import daily_sales, record_activity, region_names, sales_date_bounds
-from ..state import init_state, session_id, user_email
+from ..state import init_page_state, session_id, user_email
 
 DEFAULT_PERIOD_DAYS = 90
 # Fixed Vega-Lite specs over the loader's long-format frame: the browser aggregates, and
@@ -94,7 +94,9 @@ def render() -> None:
     st.title("Sales")
     bounds = sales_date_bounds()
     all_regions = region_names()
-    filters: SalesFilters = init_state("dashboard_filters", lambda: SalesFilters.default(bounds, all_regions))
+    filters: SalesFilters = init_page_state(
+        "dashboard_filters", lambda: SalesFilters.default(bounds, all_regions)
+    )
 
     submitted = _filter_form(filters, bounds, all_regions)
     if submitted is not None:
