@@ -28,7 +28,7 @@ def init_state(key: str, factory: Callable[[], T]) -> T:
 
 def init_page_state(key: str, factory: Callable[[], T]) -> T:
     """Like `init_state`, for state that is dropped when the user navigates to another page."""
-    init_state(PAGE_KEYS, set).add(key)
+    init_state(PAGE_KEYS, set[str]).add(key)
     return init_state(key, factory)
 
 

@@ -80,9 +80,9 @@ def _caches() -> None:
     for loader in loaders:
         hits = _sample("app_cache_requests_total", {"loader": loader, "result": "hit"})
         misses = _sample("app_cache_requests_total", {"loader": loader, "result": "miss"})
-        rows.append(
-            {"loader": loader, "hits": int(hits), "misses": int(misses), "hit rate": hits / (hits + misses)}
-        )
+        calls = hits + misses  # 0 for a loader no page has called yet in this process
+        rate = hits / calls if calls else None
+        rows.append({"loader": loader, "hits": int(hits), "misses": int(misses), "hit rate": rate})
     if rows:
         st.dataframe(
             pd.DataFrame(rows),
