@@ -6,6 +6,8 @@
 set -euo pipefail
 
 packages=(chromium postgresql podman runc debootstrap prometheus)
+# Container names on compose networks (podman's CNI backend resolves them with dnsname).
+packages+=(golang-github-containernetworking-plugin-dnsname)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
