@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cookiecutter.main import cookiecutter
 
 from . import images
 from .conftest import BIN_DIR, TEMPLATE_DIR, free_port, run
+from .tooling import find_tool, render_project
 
 PACKAGE = "streamlit_dashboard"
 BUCKET = "st-prod-backups"
@@ -445,15 +447,61 @@ def test_bad_input_stops_with_one_line_and_changes_nothing(stack: Stack, s3: dic
 def test_recovery_drill_from_object_storage(stack: Stack, s3: dict[str, Any]) -> None:
     """The off-host copy: backups and WAL in the bucket, and a restore that reads only the bucket."""
     client = s3["_client"]
-    keys = [
-        item["Key"]
-        for item in client.list_objects_v2(Bucket=BUCKET, Prefix="streamlit-dashboard/").get("Contents", [])
-    ]
-    assert any(key.endswith("backup.info") for key in keys), keys[:20]
-    assert any("/archive/app/" in key and re.search(r"/[0-9A-F]{24}-", key) for key in keys), (
-        "no WAL in the bucket"
-    )
+
+    def keys(prefix: str) -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    assert keys("streamlit-dashboard/backup/app/backup.info"), "no backup in the bucket"
+    wal = [key for key in keys("streamlit-dashboard/archive/app/") if re.search(r"/[0-9A-F]{24}-", key)]
+    assert wal, "no WAL in the bucket"
     _drill(stack, "s3", repo="2")
+
+
+def test_dump_and_load_move_the_rows(stack: Stack, tmp_path: Path) -> None:
+    """`make dump` / `make load`: the logical path for moving data between environments."""
+    stack.app_python(WRITE, "dumped", "4")
+    expected = stack.state()["primary"]
+    dump = tmp_path / "app.pgdump"
+    stack.make("dump", f"DUMP={dump}")
+    assert dump.stat().st_size > 0
+    stack.psql("delete from activity_log; delete from sales")
+    refused = stack.make("load", f"DUMP={dump}", check=False)
+    assert refused.returncode != 0 and "CONFIRM=yes" in refused.stderr
+    stack.make("load", f"DUMP={dump}", "CONFIRM=yes")
+    loaded = stack.state()["primary"]
+    assert (loaded["sales"], loaded["sale_ids"], loaded["notes"]) == (
+        expected["sales"],
+        expected["sale_ids"],
+        expected["notes"],
+    )
+
+
+def test_kubernetes_prod_archives_wal_and_backs_up_nightly(tmp_path: Path) -> None:
+    """The prod overlay wires the Cluster, the plugin's ObjectStore, the ScheduledBackup and the
+    Secret together by name (kustomize does not rewrite names inside custom resources)."""
+    project = render_project(tmp_path)
+    rendered = run([find_tool("kubectl"), "kustomize", "deploy/overlays/prod"], project).stdout
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(rendered) if doc}
+    cluster = docs[("Cluster", "streamlit-dashboard-db")]
+    (plugin,) = cluster["spec"]["plugins"]
+    assert plugin["name"] == "barman-cloud.cloudnative-pg.io" and plugin["isWALArchiver"] is True
+    store = docs[("ObjectStore", plugin["parameters"]["barmanObjectName"])]
+    assert store["metadata"]["namespace"] == cluster["metadata"]["namespace"]
+    assert store["spec"]["configuration"]["destinationPath"].startswith("s3://")
+    credentials = store["spec"]["configuration"]["s3Credentials"]
+    for ref in (credentials["accessKeyId"], credentials["secretAccessKey"]):
+        assert ref["key"] in docs[("Secret", ref["name"])]["data"], ref
+    (scheduled,) = [doc for (kind, _), doc in docs.items() if kind == "ScheduledBackup"]
+    assert scheduled["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert scheduled["spec"]["method"] == "plugin"
+    assert scheduled["spec"]["pluginConfiguration"]["name"] == plugin["name"]
+    assert len(scheduled["spec"]["schedule"].split()) == 6, "CloudNativePG schedules start with seconds"
+    dev = run([find_tool("kubectl"), "kustomize", "deploy/overlays/dev"], project).stdout
+    assert "ScheduledBackup" not in dev and "barman-cloud" not in dev
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    ignored = run(["git", "check-ignore", "deploy/overlays/prod/backup-secrets.env"], project)
+    assert ignored.stdout.strip() == "deploy/overlays/prod/backup-secrets.env"
 
 
 # --- Figures (printed with -s; measured, never asserted against a time) -------------------------
@@ -534,8 +582,8 @@ def test_figures_wal_archive_lag_and_disk_per_day(stack: Stack) -> None:
 
 
 def test_figures_backup_and_restore_at_size(stack: Stack) -> None:
-    """Base backup and restore times with BACKUP_FIGURES_MB of generated sales (default 256)."""
-    target_mb = int(os.environ.get("BACKUP_FIGURES_MB", "256"))
+    """Base backup and restore times with BACKUP_FIGURES_MB of generated sales (default 128)."""
+    target_mb = int(os.environ.get("BACKUP_FIGURES_MB", "128"))
     started = time.monotonic()
     # About 110 bytes per row with its index entries.
     rows = target_mb * 2**20 // 110

@@ -3,8 +3,8 @@
 # window a restore can reach (first backup to the newest archived WAL).
 set -eu
 
-info=$(backup-info)
-echo "$info" | jq -r --argjson now "$(date +%s)" '
+info=$(pgbackrest-compose info --output=json)
+printf '%s\n' "$info" | jq -r --argjson now "$(date +%s)" '
     def size: if . >= 1073741824 then "\(. / 1073741824 * 10 | floor / 10) GiB"
               elif . >= 1048576 then "\(. / 1048576 * 10 | floor / 10) MiB"
               else "\(. / 1024 | floor) KiB" end;
@@ -19,6 +19,6 @@ echo "$info" | jq -r --argjson now "$(date +%s)" '
         (.timestamp.stop | strftime("%Y-%m-%d %H:%M:%S")), ($now - .timestamp.stop | age),
         (.info.size | size), (.info.repository.delta | size)] | row)'
 
-echo "$info" | jq -r '.[0] |
+printf '%s\n' "$info" | jq -r '.[0] |
     if (.backup | length) == 0 then "No backup yet: run make backup."
     else "Restorable from \(.backup | map(.timestamp.stop) | min | strftime("%Y-%m-%d %H:%M:%S")) UTC to the newest archived WAL (\(.archive | map(.max) | max))." end'

@@ -6,15 +6,15 @@ set -eu
 
 out=/var/lib/backup-metrics/metrics.txt
 tmp="$out.tmp"
-info=$(backup-info)
+info=$(pgbackrest-compose info --output=json)
 {
     echo "# HELP backup_last_success_timestamp_seconds When the newest complete backup in the repository finished."
     echo "# TYPE backup_last_success_timestamp_seconds gauge"
-    echo "$info" | jq -r '.[0].backup // [] | group_by(.database["repo-key"])[]
+    printf '%s\n' "$info" | jq -r '.[0].backup // [] | group_by(.database["repo-key"])[]
         | "backup_last_success_timestamp_seconds{repo=\"\(.[0].database["repo-key"])\"} \(map(.timestamp.stop) | max)"'
     echo "# HELP backup_last_size_bytes Size in the repository of the newest backup (compressed)."
     echo "# TYPE backup_last_size_bytes gauge"
-    echo "$info" | jq -r '.[0].backup // [] | group_by(.database["repo-key"])[] | max_by(.timestamp.stop)
+    printf '%s\n' "$info" | jq -r '.[0].backup // [] | group_by(.database["repo-key"])[] | max_by(.timestamp.stop)
         | "backup_last_size_bytes{repo=\"\(.database["repo-key"])\"} \(.info.repository.delta)"'
     # The archiver's own view, from the primary: when it last archived a WAL segment and
     # how many finished segments still wait for archive_command.

@@ -18,7 +18,7 @@ pgbackrest-compose stanza-create || echo "backup-service: stanza-create failed, 
 echo "backup-service: a full backup every ${BACKUP_INTERVAL_H:-24} h, keeping ${BACKUP_RETENTION_FULL:-7}"
 
 while true; do
-    last=$(backup-info --repo=1 | jq '[.[0].backup[]?.timestamp.stop] | max // 0')
+    last=$(pgbackrest-compose --repo=1 info --output=json | jq '[.[0].backup[]?.timestamp.stop] | max // 0')
     if [ $(( $(date +%s) - last )) -ge "$interval_s" ]; then
         backup-now || echo "backup-service: backup failed, retrying in a minute" >&2
     fi

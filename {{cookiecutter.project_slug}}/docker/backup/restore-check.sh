@@ -9,13 +9,13 @@ repo="${BACKUP_REPO:-}"
 fail() { echo "restore: $*" >&2; exit 1; }
 
 # A short I/O timeout: an unreachable bucket should fail in seconds, not after minutes of retries.
-info=$(backup-info ${repo:+--repo="$repo"} --io-timeout=5 2>/tmp/info.err) ||
+info=$(pgbackrest-compose ${repo:+--repo="$repo"} --io-timeout=5 info --output=json 2>/tmp/info.err) ||
     fail "cannot read the backup repository: $(tail -n 1 /tmp/info.err)"
 # A repository that cannot be reached or read (wrong keys, no such bucket) is reported per repository.
-broken=$(echo "$info" | jq -r '.[0].repo[]? | select(.status.code == 99)
-    | "repo\(.key): \(.status.message | split(" *** ")[0] | sub("\\s+$"; "") | .[:200])"' | head -n 1)
+broken=$(printf '%s\n' "$info" | jq -r '.[0].repo[]? | select(.status.code == 99)
+    | "repo\(.key): \(.status.message | split("\n")[0] | sub(":\\s*$"; "") | .[:200])"' | head -n 1)
 [ -z "$broken" ] || fail "cannot read backup $broken. Check BACKUP_S3_ENDPOINT, BACKUP_S3_BUCKET and the BACKUP_S3_KEY pair in .env."
-first=$(echo "$info" | jq '[.[0].backup[]?.timestamp.stop] | min // 0')
+first=$(printf '%s\n' "$info" | jq '[.[0].backup[]?.timestamp.stop] | min // 0')
 [ "$first" -gt 0 ] || fail "there is no backup to restore from${repo:+ in repo$repo} yet: run make backup first."
 
 if [ -n "$target" ]; then
