@@ -398,6 +398,10 @@ def _drill(stack: Stack, tag: str, *, repo: str) -> None:
     served = stack.app_python(SERVED)
     assert served["notes"] == sorted(expected["notes"]), "the app serves the restored audit trail"
     assert served["units"] > 0
+    # New writes reach the replica, which stays a standby (nothing of the restore's target left).
+    stack.app_python(WRITE, f"{tag}-afterwards", "1")
+    state = _wait_replica_caught_up(stack)
+    assert state["replica"]["in_recovery"] is True and f"{tag}-afterwards-0" in state["replica"]["notes"]
 
 
 def test_recovery_drill_from_the_backup_volume(stack: Stack) -> None:

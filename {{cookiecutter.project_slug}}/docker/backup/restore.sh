@@ -60,9 +60,12 @@ $COMPOSE run --rm --no-deps -T db-backup pgbackrest-compose ${REPO:+--repo="$REP
     "--recovery-option=restore_command=pgbackrest-compose ${REPO:+--repo=$REPO }archive-get %f \"%p\""
 $COMPOSE start db-primary
 wait_for db-primary primary_promoted
-# pgBackRest left restore_command in postgresql.auto.conf; the replica would inherit it
-# with its copy and call pgBackRest, which only the primary's image has.
-psql_primary 'ALTER SYSTEM RESET restore_command' >/dev/null
+# pgBackRest wrote restore_command and the recovery target into postgresql.auto.conf.
+# The replica copies that file: it would call pgBackRest (not in its image) and, with
+# the target, promote itself at the first commit after TARGET. Remove them.
+for setting in restore_command recovery_target_time recovery_target_action recovery_target_timeline; do
+    psql_primary "ALTER SYSTEM RESET $setting" >/dev/null
+done
 psql_primary 'SELECT pg_reload_conf()' >/dev/null
 say "primary restored and promoted in $(( $(date +%s) - started )) s"
 
@@ -72,8 +75,10 @@ $COMPOSE start db-replica
 wait_for db-replica replica_streaming
 say "replica streaming again"
 
-# 6. A full backup on the new timeline, then the app.
+# 6. A full backup on the new timeline (before the service starts, so neither waits on
+#    the other's lock), then the service and the app.
+$COMPOSE run --rm --no-deps -T db-backup backup-now ||
+    say "the fresh backup failed (see above): run make backup once the app is up"
 $COMPOSE start db-backup
-$COMPOSE exec -T db-backup backup-now
 $COMPOSE start app
 say "done in $(( $(date +%s) - started )) s; the app is starting (its entrypoint applies migrations)"
