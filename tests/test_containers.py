@@ -320,6 +320,8 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         "PYTHON_IMAGE": base_image,
         "APP_IMAGE": app_image,  # built above: compose finds it and does not build again
         "POSTGRES_IMAGE": postgres_image,
+        # The primary's image with pgBackRest (docker/postgres/Dockerfile), built below.
+        "DB_IMAGE": f"localhost/st-prod-test/db:{uuid.uuid4().hex[:8]}",
         "PROMETHEUS_IMAGE": prometheus_image,
         "POSTGRES_PRIMARY_PORT": str(free_port()),
         "POSTGRES_REPLICA_PORT": str(free_port()),
@@ -332,10 +334,14 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         return compose_containers(name)[service]["Names"][0]
 
     try:
+        images.podman(
+            "build", *images.BUILD_FLAGS, "--build-arg", f"POSTGRES_IMAGE={postgres_image}",
+            "-t", env["DB_IMAGE"], "-f", str(project / "docker/postgres/Dockerfile"), str(project / "docker"),
+        )  # fmt: skip
         started = time.monotonic()
         # One tier at a time, each healthy before the next: podman before 4.6 ignores
         # `condition: service_healthy`, and no systemd runs healthchecks on their own here.
-        for tier in (["db-primary"], ["db-replica"], ["app", "prometheus"]):
+        for tier in (["db-primary"], ["db-replica", "db-backup"], ["app", "prometheus"]):
             run([*compose, "up", "--detach", "--no-deps", *tier], cwd=project, timeout=300, **env)
             for service in tier:
                 wait_healthy(container(service), timeout=120)
@@ -362,7 +368,7 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
             service: int(images.podman("inspect", "--format", "{{.HostConfig.Memory}}", item["Id"]).stdout)
             for service, item in compose_containers(name).items()
         }
-        assert set(limits) == {"app", "db-primary", "db-replica", "prometheus"}
+        assert set(limits) == {"app", "db-primary", "db-replica", "db-backup", "prometheus"}
         assert all(limits.values()), f"a container without a memory limit: {limits}"
         assert limits["app"] == memory_mib * MIB
         # The app publishes no port (the proxy does): scrape it directly, as Prometheus does.
@@ -394,4 +400,5 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         leftovers = compose_containers(name)
         for item in leftovers.values():
             subprocess.run(["podman", "rm", "--force", item["Id"]], capture_output=True)
+        subprocess.run(["podman", "rmi", "--force", env["DB_IMAGE"]], capture_output=True)
     assert not leftovers, f"`down` left containers behind: {list(leftovers)}"

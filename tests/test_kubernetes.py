@@ -168,9 +168,11 @@ def test_every_target_builds_and_deploy_is_the_prod_overlay(render: Render) -> N
     core = {"ConfigMap", "Secret", "Deployment", "Service", "NetworkPolicy"}
     core |= {"PodDisruptionBudget", "HorizontalPodAutoscaler"}
     expected = core | {"HTTPRoute", "Cluster", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    # The prod overlay's PgBouncer (poolers.yaml) and backups (backups.yaml).
+    prod_only = {"Pooler", "ObjectStore", "ScheduledBackup"}
     for target in PRODUCTION:
-        poolers = set() if target == "deploy/base" else {"Pooler"}  # PgBouncer: the prod overlay's
-        assert kinds(render.builds[target]) == expected | poolers, target
+        extra = prod_only if target != "deploy/base" else set()
+        assert kinds(render.builds[target]) == expected | extra, target
     assert kinds(render.builds["deploy/overlays/dev"]) == expected - {"HorizontalPodAutoscaler"}
 
 
@@ -221,6 +223,11 @@ MISTAKES: list[tuple[str, str, Any]] = [
     ("HTTPRoute", "spec.rules.0.sessionPersistence.type", "cookie"),
     ("HTTPRoute", "spec.rules.0.timeouts.request", "1 hour"),
     ("HTTPRoute", "spec.rules.0.backendRef", []),
+    ("Cluster", "spec.plugins.0.isWALArchiver", "true"),
+    ("ScheduledBackup", "spec.schedule", "0 3 * * *"),  # a CronJob schedule: CNPG wants seconds first
+    ("ScheduledBackup", "spec.method", "barmanCloud"),
+    ("ObjectStore", "spec.retentionPolicy", "30 days"),
+    ("ObjectStore", "spec.configuration.s3Credentials.accessKeyId", "AKIA..."),
 ]
 
 
