@@ -170,3 +170,66 @@ def test_dashboard_shows_the_exported_metrics(dashboard: dict[str, Any]) -> None
             assert names <= APP_METRICS | STREAMLIT_METRICS, f"{panel['title']}: unknown {names}"
             used |= names
     assert used >= DASHBOARD_MUST_SHOW, f"missing panels for {DASHBOARD_MUST_SHOW - used}"
+
+
+# --- The prod overlay's backup alerts (CloudNativePG's and the Barman Cloud plugin's metrics) ---
+
+BACKUP_ALERT_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  # A backup at t=0 and none after it: quiet at 25 h, firing once it is 26 h old.
+  - interval: 1h
+    input_series:
+      - series: 'PLUGIN_last_available_backup_timestamp{namespace="ns",pod="SLUG-db-1"}'
+        values: '0x30'
+    alert_rule_test:
+      - eval_time: 25h
+        alertname: DatabaseBackupTooOld
+        exp_alerts: []
+      - eval_time: 27h
+        alertname: DatabaseBackupTooOld
+        exp_alerts:
+          - exp_labels: {severity: critical, namespace: ns}
+  # Finished segments wait and the last archival is 20 minutes old: firing after 5 minutes.
+  # A quiet database (nothing waiting) archives nothing for an hour: no alert.
+  - interval: 1m
+    input_series:
+      - series: 'cnpg_collector_pg_wal_archive_status{value="ready",pod="SLUG-db-1"}'
+        values: '3x20'
+      - series: 'cnpg_pg_stat_archiver_seconds_since_last_archival{pod="SLUG-db-1"}'
+        values: '1200+60x20'
+      - series: 'cnpg_collector_pg_wal_archive_status{value="ready",pod="SLUG-db-2"}'
+        values: '0x20'
+      - series: 'cnpg_pg_stat_archiver_seconds_since_last_archival{pod="SLUG-db-2"}'
+        values: '3600+60x20'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: DatabaseWalArchiveStalled
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: DatabaseWalArchiveStalled
+        exp_alerts:
+          - exp_labels: {severity: critical, pod: SLUG-db-1}
+"""
+
+
+def test_prod_backup_alerts_fire_when_backups_or_archiving_stop(project: Path, tmp_path: Path) -> None:
+    build = run(["kubectl", "kustomize", "deploy/overlays/prod"], project).stdout
+    (rule,) = [
+        doc
+        for doc in yaml.safe_load_all(build)
+        if doc and doc["kind"] == "PrometheusRule" and doc["metadata"]["name"] == f"{SLUG}-backups"
+    ]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    promtool = find_tool("promtool")
+    run([promtool, "check", "rules", "rules.yml"], tmp_path)
+    # The unit tests check when each alert fires and its labels; the texts are not compared.
+    for group in rule["spec"]["groups"]:
+        for alert in group["rules"]:
+            alert.pop("annotations")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    tests = BACKUP_ALERT_TESTS.replace("SLUG", SLUG).replace("PLUGIN", "barman_cloud_cloudnative_pg_io")
+    (tmp_path / "rules.test.yml").write_text(tests)
+    result = run([promtool, "test", "rules", "rules.test.yml"], tmp_path)
+    assert "SUCCESS" in result.stdout + result.stderr
