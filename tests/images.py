@@ -58,6 +58,16 @@ def podman(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
     return run(["podman", *args], cwd=Path.cwd(), timeout=timeout)
 
 
+def compose_nofile() -> str:
+    """APP_NOFILE for compose stacks: the generated default (65536), capped by this process's
+    hard limit, which the engine cannot exceed (20000 in the build sandbox, where even root
+    may not raise it)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return str(65536 if hard == resource.RLIM_INFINITY else min(65536, hard))
+
+
 def image_exists(tag: str) -> bool:
     return subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0
 

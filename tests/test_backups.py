@@ -275,7 +275,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3: dict[str, Any]) -> Itera
         "POSTGRES_IMAGE": images.stand_in("postgres"),
         "APP_IMAGE": app_image,
         "DB_IMAGE": db_image,
-        "APP_PORT": str(free_port()),
+        "APP_NOFILE": images.compose_nofile(),
         "POSTGRES_PRIMARY_PORT": str(free_port()),
         "POSTGRES_REPLICA_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(free_port()),

@@ -323,6 +323,7 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         # The primary's image with pgBackRest (docker/postgres/Dockerfile), built below.
         "DB_IMAGE": f"localhost/st-prod-test/db:{uuid.uuid4().hex[:8]}",
         "PROMETHEUS_IMAGE": prometheus_image,
+        "APP_NOFILE": images.compose_nofile(),
         "POSTGRES_PRIMARY_PORT": str(free_port()),
         "POSTGRES_REPLICA_PORT": str(free_port()),
         "PROMETHEUS_PORT": str(prometheus_port),

@@ -362,6 +362,7 @@ def stack(project: Path, caddy_image: str, tmp_path_factory: pytest.TempPathFact
         "PROMETHEUS_IMAGE": images.stand_in("prometheus"),
         "CADDY_IMAGE": caddy_image,
         "APP_INSTANCES": "2",
+        "APP_NOFILE": images.compose_nofile(),
         "SITE_ADDRESS": "localhost",
         **{
             key: str(free_port())
