@@ -377,13 +377,10 @@ def test_compose_stack_replicates_and_bounds_memory(project: Path, app_image: st
         if "app_memory_limit_bytes" in metrics:
             assert metric(metrics, "app_memory_limit_bytes") == memory_mib * MIB
 
-        # Prometheus scrapes both of the app's endpoints.
+        # Prometheus scrapes both of the app's endpoints and the backup service's metrics.
         # DNS discovery finds the app a refresh after Prometheus starts: wait for every job.
-        expected, deadline, health = (
-            {"app": "up", "streamlit": "up", "prometheus": "up"},
-            time.monotonic() + 60,
-            {},
-        )
+        expected = {"app": "up", "streamlit": "up", "backups": "up", "prometheus": "up"}
+        deadline, health = time.monotonic() + 60, {}
         while time.monotonic() < deadline and health != expected:
             targets = json.loads(http_get(f"http://127.0.0.1:{prometheus_port}/api/v1/targets"))
             health = {
