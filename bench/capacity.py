@@ -162,6 +162,7 @@ async def _step(port: int, n: int, args: argparse.Namespace, rss) -> dict:  # ty
     sessions = [driver.Session(port, i, seed=n * 1000 + i) for i in range(n)]
     loads: list[float] = []
     reruns: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     failures: list[str] = []
 
     async def open_one(i: int, session: driver.Session) -> bool:
@@ -188,6 +189,7 @@ async def _step(port: int, n: int, args: argparse.Namespace, rss) -> dict:  # ty
                 return
             if latency is not None:
                 reruns.append(1000 * latency)
+                by_kind.setdefault(driver.CYCLE[index % len(driver.CYCLE)], []).append(1000 * latency)
 
     opened = await asyncio.gather(*(open_one(i, s) for i, s in enumerate(sessions)))
     started = time.monotonic()
@@ -198,6 +200,7 @@ async def _step(port: int, n: int, args: argparse.Namespace, rss) -> dict:  # ty
     return {
         "loads": loads,
         "reruns": reruns,
+        "by_kind": by_kind,
         "failures": failures,
         "rss_connected": rss_connected,
         "interacting_s": interacting_s,
@@ -239,6 +242,7 @@ def ramp(server: Server, cgroup: MemoryCgroup, databases: Databases, args: argpa
                 "p50": percentile(result["reruns"], 50),
                 "p95": percentile(result["reruns"], 95),
                 "load_p95": percentile(result["loads"], 95),
+                "p95_by_kind": {k: round(percentile(v, 95)) for k, v in result["by_kind"].items()},
                 "failures": len(result["failures"]),
                 "failure_kinds": sorted(set(result["failures"])),
                 "rss_before": before,
@@ -252,6 +256,7 @@ def ramp(server: Server, cgroup: MemoryCgroup, databases: Databases, args: argpa
                 "cpu_ms_per_rerun": 1000 * cpu_s / max(1, len(result["reruns"]) + len(result["loads"])),
                 "cpu_busy": cpu_s / step_s,
                 "driver_busy": driver_s / step_s,
+                "reruns_per_s": len(result["reruns"]) / max(result["interacting_s"], 1e-9),
                 "cgroup_peak": cgroup.peak_mib(),
             }
             steps.append(step)
@@ -260,7 +265,7 @@ def ramp(server: Server, cgroup: MemoryCgroup, databases: Databases, args: argpa
                 f"{step['failures']} failed {step['failure_kinds'][:3]}, RSS {step['rss_connected']:.0f} MiB "
                 f"connected / {step['rss_after_ttl']:.0f} after TTL, "
                 f"db {step['db_primary']}+{step['db_replica']}, "
-                f"CPU {step['cpu_ms_per_rerun']:.1f} ms/rerun"
+                f"CPU {step['cpu_ms_per_rerun']:.1f} ms/rerun, p95 by kind {step['p95_by_kind']}"
             )
             if server.process.poll() is not None:
                 log(f"[{server.name}] server exited with {server.process.returncode}")
@@ -312,9 +317,11 @@ def chart(runs: list[dict], budget_ms: float, path: Path) -> None:
     top.axhline(budget_ms, color="grey", linestyle=":", label=f"{budget_ms:.0f} ms budget")
     top.set_yscale("log")
     top.set_ylabel("rerun p95 (ms, log)")
-    top.set_title("One app process, N concurrent sessions (x: step with failures)")
+    top.set_title("One app process (1 GiB cgroup), N concurrent sessions (x: failures)")
     top.legend(fontsize=8)
     bottom.set_xscale("log", base=2)
+    steps = sorted({s["n"] for series in runs for s in series["steps"]})
+    bottom.set_xticks(steps, [str(n) for n in steps])
     bottom.set_xlabel("concurrent sessions N")
     bottom.set_ylabel("server RSS (MiB)")
     bottom.legend(fontsize=8)
@@ -326,7 +333,7 @@ def chart(runs: list[dict], budget_ms: float, path: Path) -> None:
 
 def table(runs: list[dict], floor: dict, args: argparse.Namespace, load: dict) -> str:
     lines = [
-        "| App | N | reruns | p50 ms | p95 ms | load p95 ms | failed | RSS connected MiB "
+        "| App | N | reruns (per s) | p50 ms | p95 ms | load p95 ms | failed | RSS connected MiB "
         "| RSS after TTL MiB | sessions left | DB conns (primary+replica) | CPU ms/rerun "
         "| server / driver CPU (cores) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -335,7 +342,8 @@ def table(runs: list[dict], floor: dict, args: argparse.Namespace, load: dict) -
         for s in series["steps"]:
             failed = f"{s['failures']} ({', '.join(s['failure_kinds'])})" if s["failures"] else "0"
             lines.append(
-                f"| {series['name']} | {s['n']} | {s['reruns']} | {s['p50']:.0f} | {s['p95']:.0f} | "
+                f"| {series['name']} | {s['n']} | {s['reruns']} ({s['reruns_per_s']:.0f}) | "
+                f"{s['p50']:.0f} | {s['p95']:.0f} | "
                 f"{s['load_p95']:.0f} | {failed} | {s['rss_connected']:.0f} | {s['rss_after_ttl']:.0f} | "
                 f"{s['sessions_after_ttl']} | {s['db_primary']}+{s['db_replica']} | "
                 f"{s['cpu_ms_per_rerun']:.1f} | {s['cpu_busy']:.2f} / {s['driver_busy']:.2f} |"
@@ -406,7 +414,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--steps", default="2,5,10,20,40,80,160,320,640", help="session counts, comma-separated"
+        "--steps", default="2,5,10,20,40,80,120,160,320,640", help="session counts, comma-separated"
     )
     parser.add_argument("--think-min", type=float, default=1.0)
     parser.add_argument("--think-max", type=float, default=3.0)
