@@ -10,13 +10,16 @@ hierarchy like podman does) when /sys/fs/cgroup is writable; otherwise its RSS i
 reported against 1 GiB. Streamlit's `server.disconnectedSessionTTL` is set short on the
 command line (5 s, default 120 s) so a run sees disconnected sessions expire.
 
-1. The floor: one session reruns the default page 60 times on a one-line `st.write` app
-   (bench/floor_serve.py), then the same on the generated app (cached) and the naive app.
+1. The floor: four servers at once, one session each, taking turns: 60 reruns of the
+   default page on a one-line `st.write` app with the generated app's server fixes
+   (bench/floor_serve.py), the same app under plain `streamlit run`, the generated app
+   (cached) and the naive app; latency and server CPU per rerun.
 2. For each app, one server process: warm up, wait the TTL, note the warm RSS; then for
-   N = 10, 20, 40, ...: open N sessions (25 per second, each loads the default page), then
-   every session performs one interaction cycle (driver.CYCLE) with think time; RSS while
-   all N are still connected; close them; RSS at once and after the TTL. A series stops
-   after a step with a failure or a p95 past --stop-ms.
+   N = 2, 5, 10, 20, 40, 80, 120, ...: open N sessions (25 per second, each loads the
+   default page), then every session performs one interaction cycle (driver.CYCLE, two
+   below N = 10) with think time; RSS while all N are still connected; close them; RSS at
+   once and after the TTL. A series stops after a step with a failure or a p95 past
+   --stop-ms.
 """
 
 from __future__ import annotations
