@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint system-deps clean bench bench-quick
+.PHONY: help demo test lint system-deps clean bench bench-quick bench-capacity
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ bench: system-deps $(VENV)/.bench-installed ## Benchmark generated vs naive app 
 
 bench-quick: system-deps $(VENV)/.bench-installed ## Short benchmark (under 3 minutes), print the table (build/bench/)
 	BENCH_COMMAND="make bench-quick" $(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+bench-capacity: system-deps $(VENV)/.bench-installed ## Sessions one process holds, both apps (under 10 min), docs/img chart
+	$(BIN)/python bench/capacity.py --out docs $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and rendered demo
 	rm -rf $(VENV) build .pytest_cache

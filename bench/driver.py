@@ -195,6 +195,10 @@ class Session:
             raise ScriptError(latency)
         return latency
 
+    async def rerun(self) -> float:
+        """Rerun the current page with the same widget values (a cached rerun); the latency."""
+        return await self._rerun(self.page_hash)
+
     def _widget(self, label: str) -> Widget:
         try:
             return self.widgets[label]

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,6 +212,44 @@ class Server:
             self.process.wait(5)
 
 
+@contextlib.contextmanager
+def database(project: Path) -> Iterator[tuple[Databases, dict[str, str]]]:
+    """A throwaway primary + replica, migrated with the demo data; the apps' environment."""
+    sys.path.insert(0, str(project))
+    from tests.postgres_cluster import Cluster  # the rendered project's, not the template's tests
+
+    cluster_root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    log("starting PostgreSQL primary + replica ...")
+    cluster = Cluster.create(cluster_root)
+    try:
+        env = {**os.environ, **cluster.environment(), "PYTHONUNBUFFERED": "1"}
+        env.pop("TEST_POSTGRES_CLUSTER", None)
+        subprocess.run(
+            [str(project / ".venv/bin/python"), "-m", f"{PACKAGE}.database.migrate", "--demo-data"],
+            cwd=project,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        log("migrated, demo data in")
+        yield Databases(cluster), env
+    finally:
+        cluster.destroy()
+        shutil.rmtree(cluster_root, ignore_errors=True)
+
+
+def naive_server(python: str, build: Path, env: dict[str, str], log_file: Path, *flags: str) -> Server:
+    """bench/naive_app.py served by plain `streamlit run`, as its author would."""
+    return Server(
+        "naive",
+        [python, "-m", "streamlit", "run", str(REPO / "bench/naive_app.py"), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", *flags],
+        build,
+        env,
+        log_file,
+    )  # fmt: skip
+
+
 # --- runs --------------------------------------------------------------------------
 def warm_up(port: int) -> None:
     results, _ = asyncio.run(driver.run_sessions(port, 1, len(driver.CYCLE), (0.0, 0.0), seed=999, ramp_s=0))
@@ -363,43 +402,16 @@ def main() -> int:
     out = (args.out or build).resolve()
     log("rendering the template ...")
     project, notes = render(build)
-    sys.path.insert(0, str(project))
-    from tests.postgres_cluster import Cluster  # the rendered project's, not the template's tests
-
-    cluster_root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    log("starting PostgreSQL primary + replica ...")
-    cluster = Cluster.create(cluster_root)
-    try:
-        env = {**os.environ, **cluster.environment(), "PYTHONUNBUFFERED": "1"}
-        env.pop("TEST_POSTGRES_CLUSTER", None)
-        python = str(project / ".venv/bin/python")
-        subprocess.run(
-            [python, "-m", f"{PACKAGE}.database.migrate", "--demo-data"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        log("migrated, demo data in")
-        databases = Databases(cluster)
+    python = str(project / ".venv/bin/python")
+    with database(project) as (databases, env):
         logs = build / "logs"
-        naive = Server(
-            "naive",
-            [python, "-m", "streamlit", "run", str(REPO / "bench/naive_app.py"), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false"],
-            build,
-            env,
-            logs / "naive.log",
-        )  # fmt: skip
+        naive = naive_server(python, build, env, logs / "naive.log")
         generated = Server("generated", [python, "-m", PACKAGE], project, env, logs / "generated.log")
         runs = [measure_app(naive, databases, args), measure_app(generated, databases, args)]
         memory = memory_run(
             Server("generated", [python, "-m", PACKAGE], project, env, logs / "generated-memory.log"), args
         )
         info = versions(project, databases)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(cluster_root, ignore_errors=True)
 
     raw = {
         "args": vars(args) | {"build": str(args.build), "out": str(out)},
