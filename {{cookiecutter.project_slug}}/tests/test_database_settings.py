@@ -51,6 +51,10 @@ def test_database_url_keeps_working_and_wins_over_parts() -> None:
             {**PARTS, "DB_TRANSACTION_POOLING": "true"},
             "DB_TRANSACTION_POOLING=true needs DB_DIRECT_HOST",
         ),
+        (
+            {"DATABASE_URL": "postgresql://app:pw@pooler/app", "DB_TRANSACTION_POOLING": "true"},
+            "(with the DB_* settings: DATABASE_URL has no direct host)",
+        ),
     ],
 )
 def test_half_set_parts_are_one_clear_error(given: dict[str, str], expected: str) -> None:

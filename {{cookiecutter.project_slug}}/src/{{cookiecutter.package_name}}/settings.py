@@ -257,7 +257,10 @@ def load_settings(source: Mapping[str, Any] | None = None) -> Settings:
     if settings.database_replica_url and not settings.database_url:
         read.errors.append("DATABASE_REPLICA_URL is set but DATABASE_URL is not; set both or neither")
     if settings.db_transaction_pooling and settings.database_url and not settings.database_direct_url:
-        read.errors.append("DB_TRANSACTION_POOLING=true needs DB_DIRECT_HOST, the primary without the pooler")
+        read.errors.append(
+            "DB_TRANSACTION_POOLING=true needs DB_DIRECT_HOST, the primary without the pooler"
+            " (with the DB_* settings: DATABASE_URL has no direct host)"
+        )
     if settings.memory_warn_ratio >= settings.memory_act_ratio:
         read.errors.append("MEMORY_WARN_RATIO must be below MEMORY_ACT_RATIO")
     if read.errors:
